@@ -1,0 +1,143 @@
+"""``llm-gateway``: run the gateway (``serve``) or the SageMaker simulator (``emulate``)."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shlex
+import sys
+from collections.abc import Sequence
+
+from llm_gateway import __version__
+
+
+def _banner(url: str, backend: str, models: list[str], keys: bool) -> str:
+    auth = " -H \"x-api-key: $GATEWAY_KEY\"" if keys else ""
+    generate = shlex.quote('{"inputs": "What does a gateway do?", "parameters": {"max_new_tokens": 40}}')
+    stream = shlex.quote(
+        '{"inputs": "What does a gateway do?", "parameters": {"max_new_tokens": 40, "details": true}}'
+    )
+    return "\n".join(
+        [
+            f"SageMaker LLM Gateway {__version__} listening on {url}",
+            f"Backend: {backend}",
+            f"Models: {', '.join(models)}",
+            "",
+            "Try it:",
+            f"  curl -s {url}/generate -H 'Content-Type: application/json'{auth} -d {generate}",
+            f"  curl -sN {url}/generate_stream -H 'Content-Type: application/json'{auth} -d {stream}",
+            f"  curl -s {url}/info{auth}",
+            "",
+        ]
+    )
+
+
+def serve(args: argparse.Namespace) -> int:
+    import uvicorn
+
+    from llm_gateway.config import ConfigError, Settings, SettingsError, config_source, load_config
+    from llm_gateway.config.loader import parse_config
+    from llm_gateway.local import BackgroundServer, use_emulator
+
+    env = os.environ
+    try:
+        settings = Settings.from_env()
+        if config_source(env, args.config) is None:
+            from llm_gateway.emulator.demo import demo_config, demo_endpoints
+
+            if env.get("AWS_ENDPOINT_URL_SAGEMAKER_RUNTIME"):
+                backend = f"SageMaker Runtime at {env['AWS_ENDPOINT_URL_SAGEMAKER_RUNTIME']} (demo models)"
+            else:
+                from llm_gateway.emulator import Emulator
+
+                emulator = BackgroundServer(Emulator(demo_endpoints()).app()).start()
+                use_emulator(emulator.url)
+                backend = f"embedded SageMaker emulator (simulated TGI, not a real model) at {emulator.url}"
+            config = parse_config(demo_config(), "the embedded demo configuration")
+        else:
+            config = load_config(args.config)
+            backend = "SageMaker Runtime " + (
+                f"at {env['AWS_ENDPOINT_URL_SAGEMAKER_RUNTIME']}"
+                if env.get("AWS_ENDPOINT_URL_SAGEMAKER_RUNTIME")
+                else f"in {env.get('AWS_REGION') or env.get('AWS_DEFAULT_REGION') or 'the default region'}"
+            )
+    except (ConfigError, SettingsError) as exc:
+        print(f"llm-gateway: {exc}", file=sys.stderr)
+        return 2
+
+    from botocore.exceptions import NoRegionError
+
+    from llm_gateway.http.app import create_app
+
+    try:
+        app = create_app(config, settings)
+    except NoRegionError:
+        print("llm-gateway: no AWS region: set AWS_REGION (or AWS_DEFAULT_REGION)", file=sys.stderr)
+        return 2
+
+    url = f"http://{args.host}:{args.port}"
+    models = [m.name + (" (default)" if m is config.default else "") for m in config.models]
+    banner = _banner(url, backend, models, bool(settings.api_keys))
+
+    class Server(uvicorn.Server):
+        async def startup(self, sockets=None):  # type: ignore[no-untyped-def]
+            await super().startup(sockets)
+            if self.started:
+                print(banner, flush=True)
+
+    Server(
+        uvicorn.Config(app, host=args.host, port=args.port, log_level=args.log_level, lifespan="off")
+    ).run()
+    return 0
+
+
+def emulate(args: argparse.Namespace) -> int:
+    import uvicorn
+    import yaml
+
+    from llm_gateway.emulator import Emulator, EndpointSpec
+    from llm_gateway.emulator.demo import demo_endpoints
+
+    if args.endpoints:
+        with open(args.endpoints, encoding="utf-8") as fh:
+            raw = yaml.safe_load(fh) or {}
+        endpoints = {name: EndpointSpec.model_validate(spec or {}) for name, spec in raw.items()}
+    else:
+        endpoints = demo_endpoints()
+    print(
+        f"SageMaker Runtime emulator (a simulator, not AWS) on http://{args.host}:{args.port}\n"
+        f"Endpoints: {', '.join(endpoints)}\n"
+        f"Point boto3 at it: AWS_ENDPOINT_URL_SAGEMAKER_RUNTIME=http://{args.host}:{args.port}",
+        flush=True,
+    )
+    uvicorn.run(
+        Emulator(endpoints).app(), host=args.host, port=args.port, log_level=args.log_level,
+        lifespan="off",
+    )
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="llm-gateway", description=__doc__)
+    parser.add_argument("--version", action="version", version=f"llm-gateway {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("serve", help="run the gateway with uvicorn (streams for real)")
+    p.add_argument("--config", help="models file (YAML or JSON); default: $GATEWAY_CONFIG")
+    p.add_argument("--host", default="127.0.0.1")
+    p.add_argument("--port", type=int, default=8080)
+    p.add_argument("--log-level", default="info")
+    p.set_defaults(func=serve)
+
+    p = sub.add_parser("emulate", help="run the SageMaker Runtime emulator (simulated TGI)")
+    p.add_argument("--host", default="127.0.0.1")
+    p.add_argument("--port", type=int, default=8081)
+    p.add_argument("--endpoints", help="YAML mapping endpoint name -> EndpointSpec")
+    p.add_argument("--log-level", default="info")
+    p.set_defaults(func=emulate)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    return int(args.func(args))

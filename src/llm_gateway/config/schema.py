@@ -1,0 +1,135 @@
+"""The models file, as pydantic models.
+
+>>> cfg = GatewayConfig.model_validate({"models": [{"name": "m", "endpoint": "m-tgi"}]})
+>>> cfg.default.name, cfg.default.limits.max_total_tokens
+('m', 2048)
+"""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    PrivateAttr,
+    StringConstraints,
+    field_validator,
+    model_validator,
+)
+
+from llm_gateway.core.errors import GatewayError
+from llm_gateway.core.parameters import GenerateParameters, Limits
+from llm_gateway.core.validation import validate
+
+# Names fixed by the product contract (SPEC §6); "none" sends prompts as they are.
+TEMPLATE_FAMILIES = (
+    "none",
+    "openassistant",
+    "llama2",
+    "llama3",
+    "mistral",
+    "falcon",
+    "starchat",
+    "vicuna",
+    "zephyr",
+    "chatml",
+    "redpajama",
+    "alpaca",
+    "gemma",
+    "phi3",
+    "instruction",
+)
+
+# SageMaker's EndpointName / InferenceComponentName patterns (service-2.json).
+EndpointName = Annotated[
+    str, StringConstraints(pattern=r"^[a-zA-Z0-9](-*[a-zA-Z0-9])*$", max_length=63)
+]
+ComponentName = Annotated[
+    str, StringConstraints(pattern=r"^[a-zA-Z0-9]([\-a-zA-Z0-9]*[a-zA-Z0-9])?$", max_length=63)
+]
+# A public model id: used in URLs (/models/{name}/…) and as OpenAI's "model".
+ModelName = Annotated[
+    str, StringConstraints(pattern=r"^[A-Za-z0-9][A-Za-z0-9._:-]*$", max_length=128)
+]
+
+
+class ChatTemplate(BaseModel):
+    """A Hugging Face ``chat_template`` (Jinja) with the tokens it refers to."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    chat_template: str = Field(min_length=1)
+    bos_token: str = ""
+    eos_token: str = ""
+    stop: list[str] = Field(default_factory=list)
+    # Whether the model's tokenizer adds BOS itself on TGI's raw-prompt path.
+    add_bos_token: bool = True
+
+
+class ModelConfig(BaseModel):
+    """One model the gateway serves, backed by one SageMaker endpoint."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    name: ModelName
+    endpoint: EndpointName
+    inference_component: ComponentName | None = None
+    model_id: str | None = None  # the Hugging Face id, reported by /info
+    template: str | ChatTemplate = "none"
+    limits: Limits = Field(default_factory=Limits)
+    defaults: GenerateParameters | None = None
+    chat_api: bool = False  # the endpoint runs TGI's Messages API (TGI >= 2.4 on /invocations)
+    tokenizer: str | None = None  # optional tokenizer.json for exact prompt-token counts
+
+    @field_validator("template")
+    @classmethod
+    def _known_family(cls, value: str | ChatTemplate) -> str | ChatTemplate:
+        if isinstance(value, str) and value not in TEMPLATE_FAMILIES:
+            raise ValueError(
+                f"unknown template family '{value}'; use one of {', '.join(TEMPLATE_FAMILIES)} "
+                "or {chat_template: ...}"
+            )
+        return value
+
+    @model_validator(mode="after")
+    def _defaults_pass_validation(self) -> ModelConfig:
+        if self.defaults is not None:
+            try:
+                validate(self.defaults, "x", self.limits, stream=False)
+            except GatewayError as exc:
+                raise ValueError(f"defaults are rejected by TGI's validation: {exc.message}") from None
+        return self
+
+
+class GatewayConfig(BaseModel):
+    """The whole models file."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    default_model: str | None = None
+    models: list[ModelConfig] = Field(min_length=1)
+
+    _by_name: dict[str, ModelConfig] = PrivateAttr(default_factory=dict)
+
+    @model_validator(mode="after")
+    def _names(self) -> GatewayConfig:
+        seen: set[str] = set()
+        for model in self.models:
+            if model.name in seen:
+                raise ValueError(f"model name '{model.name}' is used twice")
+            seen.add(model.name)
+        self._by_name = {model.name: model for model in self.models}
+        if self.default_model is not None and self.default_model not in seen:
+            raise ValueError(f"default_model '{self.default_model}' is not one of the models")
+        return self
+
+    @property
+    def default(self) -> ModelConfig:
+        if self.default_model is None:
+            return self.models[0]
+        return self.get(self.default_model)  # type: ignore[return-value]
+
+    def get(self, name: str) -> ModelConfig | None:
+        return self._by_name.get(name)

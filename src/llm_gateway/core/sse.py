@@ -1,0 +1,172 @@
+"""Decoding TGI's Server-Sent Events from SageMaker ``PayloadPart`` bytes.
+
+SageMaker hands the container's byte stream over in arbitrary slices: one part may hold half
+an event, several events, or half of a UTF-8 character. :class:`LineBuffer` reassembles
+lines (splitting bytes on ``\\n`` is UTF-8 safe, and text is decoded only per whole line);
+:class:`StreamDecoder` turns lines into :class:`TokenEvent` objects, reading both TGI 0.8.2
+(``data:{…}``, no ``index``) and 3.x (``data: {…}``) shapes. This is protocol state only:
+no I/O happens here.
+
+>>> decoder = StreamDecoder()
+>>> decoder.feed(b'data:{"token":{"id":1,"text":" Hi","logprob":-0.5,"special":false},')
+[]
+>>> [e.token["text"] for e in decoder.feed(b'"generated_text":null,"details":null}\\n\\n')]
+[' Hi']
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import orjson
+
+from llm_gateway.core.errors import GatewayError, incomplete_stream, tgi_error, upstream_error
+
+
+class LineBuffer:
+    """Complete lines out of byte chunks split anywhere; a ``\\r`` before ``\\n`` is dropped."""
+
+    __slots__ = ("_pending",)
+
+    def __init__(self) -> None:
+        self._pending: list[bytes] = []
+
+    def feed(self, chunk: bytes) -> list[bytes]:
+        if b"\n" not in chunk:
+            if chunk:
+                self._pending.append(chunk)
+            return []
+        if self._pending:
+            self._pending.append(chunk)
+            chunk = b"".join(self._pending)
+            self._pending.clear()
+        *lines, rest = chunk.split(b"\n")
+        if rest:
+            self._pending.append(rest)
+        return [line[:-1] if line.endswith(b"\r") else line for line in lines]
+
+    def flush(self) -> bytes:
+        """What is left at the end of the stream (a last line without its newline)."""
+        rest = b"".join(self._pending)
+        self._pending.clear()
+        return rest[:-1] if rest.endswith(b"\r") else rest
+
+
+@dataclass(slots=True)
+class TokenEvent:
+    """One generated token, in TGI 3.x terms; the last one carries ``generated_text``."""
+
+    index: int
+    token: dict[str, Any]
+    top_tokens: list[dict[str, Any]] | None = None
+    generated_text: str | None = None
+    details: dict[str, Any] | None = None  # upstream StreamDetails (last event only)
+
+    @property
+    def is_last(self) -> bool:
+        return self.generated_text is not None
+
+
+def normalise_token(token: dict[str, Any]) -> dict[str, Any]:
+    """A token in TGI's field order; tolerates ``log_prob`` (LMI) and missing ``special``."""
+    logprob = token.get("logprob", token.get("log_prob"))
+    return {
+        "id": token.get("id"),
+        "text": token.get("text") or "",
+        "logprob": logprob,
+        "special": bool(token.get("special", False)),
+    }
+
+
+def malformed(detail: str) -> GatewayError:
+    return upstream_error(f"The model endpoint sent an unreadable stream event: {detail}")
+
+
+class StreamDecoder:
+    """PayloadPart bytes in, :class:`TokenEvent` or a final :class:`GatewayError` out.
+
+    After the last token or an error the decoder is ``finished`` and ignores further bytes.
+    """
+
+    __slots__ = ("_index", "_lines", "finished")
+
+    def __init__(self) -> None:
+        self._lines = LineBuffer()
+        self._index = 0
+        self.finished = False
+
+    def feed(self, chunk: bytes) -> list[TokenEvent | GatewayError]:
+        if self.finished:
+            return []
+        out: list[TokenEvent | GatewayError] = []
+        for line in self._lines.feed(chunk):
+            event = self._line(line)
+            if event is not None:
+                out.append(event)
+                if self.finished:
+                    break
+        return out
+
+    def close(self) -> list[TokenEvent | GatewayError]:
+        """End of the upstream body: flush a last unterminated line; a stream without its last
+        token ends with TGI's ``Incomplete generation stream`` error."""
+        if self.finished:
+            return []
+        out: list[TokenEvent | GatewayError] = []
+        rest = self._lines.flush()
+        if rest:
+            event = self._line(rest)
+            if event is not None:
+                out.append(event)
+        if not self.finished:
+            self.finished = True
+            out.append(incomplete_stream())
+        return out
+
+    def _line(self, line: bytes) -> TokenEvent | GatewayError | None:
+        if not line or line[0] == 0x3A:  # blank separator or ":" comment / keep-alive
+            return None
+        if line.startswith(b"data:"):
+            payload = line[6:] if line[5:6] == b" " else line[5:]
+        elif line[0] == 0x7B:  # "{": a bare JSON line (NDJSON-framed containers)
+            payload = line
+        else:
+            return None  # event:, id:, retry: fields carry nothing for TGI streams
+        if payload == b"[DONE]":
+            return None
+        try:
+            obj = orjson.loads(payload)
+        except orjson.JSONDecodeError:
+            return self._fail(malformed("invalid JSON"))
+        if not isinstance(obj, dict):
+            return self._fail(malformed("expected a JSON object"))
+        return self._event(obj)
+
+    def _event(self, obj: dict[str, Any]) -> TokenEvent | GatewayError:
+        error = obj.get("error")
+        if error is not None:
+            if isinstance(error, dict):  # OpenAI-style error object (TGI ≥ 2.4.1 chat streams)
+                message = str(error.get("message", error))
+                return self._fail(tgi_error(message, "generation"))
+            return self._fail(tgi_error(str(error), str(obj.get("error_type") or "generation")))
+        token = obj.get("token")
+        if not isinstance(token, dict):
+            return self._fail(malformed("no token"))
+        index = obj.get("index")
+        self._index = index if isinstance(index, int) else self._index + 1
+        top = obj.get("top_tokens")
+        event = TokenEvent(
+            index=self._index,
+            token=normalise_token(token),
+            top_tokens=[normalise_token(t) for t in top] if top else None,
+            generated_text=obj.get("generated_text"),
+            details=obj.get("details"),
+        )
+        if event.generated_text is not None:
+            self.finished = True
+        return event
+
+    def _fail(self, error: GatewayError) -> GatewayError:
+        self.finished = True
+        return error

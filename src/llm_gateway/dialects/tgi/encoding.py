@@ -1,0 +1,108 @@
+"""TGI 3.x response shapes, whatever TGI version the endpoint runs.
+
+Field order and omission rules are serde's (``router/src/lib.rs``): ``details`` is left out
+unless asked for, ``top_tokens`` is left out when empty, ``best_of_sequences`` when absent.
+JSON is compact and not ASCII-escaped, like ``serde_json``.
+
+>>> from llm_gateway.core.sse import TokenEvent
+>>> tok = {"id": 2, "text": "</s>", "logprob": -0.01, "special": True}
+>>> last = TokenEvent(2, tok, None, " The", {"finish_reason": "eos_token", "generated_tokens": 2,
+...                                          "seed": None, "input_length": 7})
+>>> TGIStreamEncoder(details=True).event(last)
+b'data: {"index":2,"token":{"id":2,"text":"</s>","logprob":-0.01,"special":true},"generated_text":" The","details":{"finish_reason":"eos_token","generated_tokens":2,"seed":null,"input_length":7}}\\n\\n'
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import orjson
+
+from llm_gateway.core.errors import GatewayError
+from llm_gateway.core.generation import GenerationResult
+from llm_gateway.core.sse import TokenEvent
+
+_dumps = orjson.dumps
+
+
+def error_body(error: GatewayError) -> bytes:
+    return _dumps(error.to_tgi())
+
+
+def details_body(details: dict[str, Any]) -> dict[str, Any]:
+    """``Details`` in TGI 3.x field order; ``prefill``/``tokens`` are always lists."""
+    out: dict[str, Any] = {
+        "finish_reason": details.get("finish_reason"),
+        "generated_tokens": details.get("generated_tokens"),
+        "seed": details.get("seed"),
+        "prefill": details.get("prefill") or [],
+        "tokens": details.get("tokens") or [],
+    }
+    best_of = details.get("best_of_sequences")
+    if best_of is not None:
+        out["best_of_sequences"] = [_best_of_body(seq) for seq in best_of]
+    if details.get("top_tokens"):
+        out["top_tokens"] = details["top_tokens"]
+    return out
+
+
+def _best_of_body(seq: dict[str, Any]) -> dict[str, Any]:
+    out = {
+        "generated_text": seq.get("generated_text"),
+        "finish_reason": seq.get("finish_reason"),
+        "generated_tokens": seq.get("generated_tokens"),
+        "seed": seq.get("seed"),
+        "prefill": seq.get("prefill") or [],
+        "tokens": seq.get("tokens") or [],
+    }
+    if seq.get("top_tokens"):
+        out["top_tokens"] = seq["top_tokens"]
+    return out
+
+
+def generate_body(result: GenerationResult, *, details: bool) -> dict[str, Any]:
+    """``GenerateResponse``: ``generated_text`` and, when the client asked, ``details``."""
+    out: dict[str, Any] = {"generated_text": result.generated_text}
+    if details and result.details is not None:
+        out["details"] = details_body(result.details)
+    return out
+
+
+def stream_details(details: dict[str, Any]) -> dict[str, Any]:
+    """``StreamDetails``; ``input_length`` only when the endpoint reported it (TGI ≥ 2.3)."""
+    out = {
+        "finish_reason": details.get("finish_reason"),
+        "generated_tokens": details.get("generated_tokens"),
+        "seed": details.get("seed"),
+    }
+    if details.get("input_length") is not None:
+        out["input_length"] = details["input_length"]
+    return out
+
+
+class TGIStreamEncoder:
+    """``data: {StreamResponse}\\n\\n`` per token; errors are one ``{"error","error_type"}``
+    event; the stream ends without ``[DONE]`` (TGI's own client cannot parse it)."""
+
+    __slots__ = ("details",)
+
+    def __init__(self, *, details: bool) -> None:
+        self.details = details
+
+    def event(self, event: TokenEvent) -> bytes:
+        out: dict[str, Any] = {"index": event.index, "token": event.token}
+        if event.top_tokens:
+            out["top_tokens"] = event.top_tokens
+        out["generated_text"] = event.generated_text
+        out["details"] = (
+            stream_details(event.details)
+            if self.details and event.details is not None and event.generated_text is not None
+            else None
+        )
+        return b"data: " + _dumps(out) + b"\n\n"
+
+    def error(self, error: GatewayError) -> bytes:
+        return b"data: " + error_body(error) + b"\n\n"
+
+    def end(self) -> bytes:
+        return b""

@@ -1,0 +1,54 @@
+"""The embedded default of ``llm-gateway serve``: emulated endpoints and a matching config."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from llm_gateway.core.parameters import Limits
+from llm_gateway.emulator.spec import EndpointSpec, Pacing
+
+
+def demo_endpoints() -> dict[str, EndpointSpec]:
+    """Two endpoints: a TGI 3.x one (the seed's OpenAssistant model) and a TGI 0.8.2 one."""
+    paced = Pacing(first_token_ms=150, token_ms=30)  # feels like a model, keeps the demo readable
+    return {
+        "oasst-pythia-12b-tgi": EndpointSpec(
+            model_id="OpenAssistant/pythia-12b-sft-v8-7k-steps",
+            tgi_version="3.x",
+            limits=Limits(max_input_tokens=1024, max_total_tokens=2048),
+            pacing=paced,
+        ),
+        "llama-2-7b-chat-tgi": EndpointSpec(
+            model_id="meta-llama/Llama-2-7b-chat-hf",
+            tgi_version="0.8.2",
+            limits=Limits(max_input_tokens=1000, max_total_tokens=1512),
+            pacing=paced,
+        ),
+    }
+
+
+def demo_config() -> dict[str, Any]:
+    """The gateway's models file for :func:`demo_endpoints` (SPEC §4's example, plus one)."""
+    return {
+        "default_model": "oasst-pythia-12b",
+        "models": [
+            {
+                "name": "oasst-pythia-12b",
+                "endpoint": "oasst-pythia-12b-tgi",
+                "model_id": "OpenAssistant/pythia-12b-sft-v8-7k-steps",
+                "template": "openassistant",
+                "limits": {"max_input_tokens": 1024, "max_total_tokens": 2048,
+                           "max_stop_sequences": 4, "max_best_of": 2, "max_top_n_tokens": 5},
+                "defaults": {"max_new_tokens": 256, "temperature": 0.7, "top_p": 0.7,
+                             "top_k": 50, "repetition_penalty": 1.03, "stop": ["<|endoftext|>"]},
+            },
+            {
+                "name": "llama-2-7b-chat",
+                "endpoint": "llama-2-7b-chat-tgi",
+                "model_id": "meta-llama/Llama-2-7b-chat-hf",
+                "template": "llama2",
+                "limits": {"max_input_tokens": 1000, "max_total_tokens": 1512},
+                "defaults": {"max_new_tokens": 200},
+            },
+        ],
+    }

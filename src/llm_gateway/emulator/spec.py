@@ -1,0 +1,89 @@
+"""What one emulated endpoint is: its simulated TGI version, limits, pacing and faults.
+
+>>> spec = EndpointSpec(tgi_version="0.8.2", faults=[Fault(kind="model_stream_error", at_token=3)])
+>>> spec.limits.max_total_tokens, spec.faults[0].error_code
+(2048, 'ModelInvocationTimeExceeded')
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from llm_gateway.core.parameters import Limits
+
+# Failures SageMaker answers before any stream starts (rest-json errors).
+SAGEMAKER_ERRORS = (
+    "validation_error",  # 400 ValidationError
+    "model_error",  # 424 ModelError wrapping a container status/message
+    "model_not_ready",  # 429 ModelNotReadyException
+    "throttling",  # 400 ThrottlingException
+    "internal_failure",  # 500 InternalFailure
+    "service_unavailable",  # 503 ServiceUnavailable
+    "internal_dependency",  # 530 InternalDependencyException
+)
+# Failures inside a stream, at token ``at_token`` (0 = before the first token).
+STREAM_FAULTS = (
+    "tgi_error_event",  # data: {"error": ..., "error_type": ...} from TGI, then the end
+    "model_stream_error",  # ModelStreamError exception frame
+    "internal_stream_failure",  # InternalStreamFailure exception frame
+    "truncate",  # the body ends cleanly without the last token
+    "cut_frame",  # the body ends in the middle of a frame
+    "corrupt_frame",  # a frame with a wrong CRC
+    "malformed_event",  # a PayloadPart whose SSE line is not JSON
+    "reset",  # the connection breaks (no end of chunked body)
+)
+OTHER_FAULTS = (
+    "slow_first_byte",  # wait ``seconds`` before answering at all
+    "keepalive_silence",  # stream only ":" keep-alives for ``seconds`` before the first token
+)
+FaultKind = Literal[
+    "validation_error", "model_error", "model_not_ready", "throttling", "internal_failure",
+    "service_unavailable", "internal_dependency", "tgi_error_event", "model_stream_error",
+    "internal_stream_failure", "truncate", "cut_frame", "corrupt_frame", "malformed_event",
+    "reset", "slow_first_byte", "keepalive_silence",
+]
+
+
+class Fault(BaseModel):
+    """One injected fault; ``times`` limits how many requests it hits (None = every one)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    kind: FaultKind
+    at_token: int = Field(0, ge=0)
+    seconds: float = Field(0.0, ge=0)
+    times: int | None = Field(None, ge=1)
+    streaming_only: bool = False  # only hit streaming calls
+    message: str | None = None
+    # model_error: the container's status and body; tgi_error_event: TGI's error_type
+    status: int = 500
+    error_type: str = "generation"
+    # model_stream_error: SageMaker's ErrorCode (ModelInvocationTimeExceeded | StreamBroken)
+    error_code: str = "ModelInvocationTimeExceeded"
+
+
+class Pacing(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    first_token_ms: float = Field(0.0, ge=0)
+    token_ms: float = Field(0.0, ge=0)
+
+
+class EndpointSpec(BaseModel):
+    """A simulated SageMaker endpoint running a simulated TGI."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    model_id: str = "simulated/tgi-model"
+    tgi_version: Literal["3.x", "0.8.2"] = "3.x"
+    limits: Limits = Field(default_factory=Limits)
+    pipeline_tag: str = "text-generation"  # => return_full_text defaults to true on /invocations
+    pacing: Pacing = Field(default_factory=Pacing)
+    # How the container's SSE bytes are cut into PayloadParts: one per event, random slices,
+    # or fixed-size slices ("bytes:7").
+    split: str = Field("event", pattern=r"^(event|random|bytes:[1-9][0-9]*)$")
+    # Tokens to generate when neither EOS nor a limit stops earlier: None = a few sentences.
+    output_tokens: int | None = Field(None, ge=1)
+    faults: list[Fault] = Field(default_factory=list)

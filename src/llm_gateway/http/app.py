@@ -1,0 +1,73 @@
+"""The FastAPI app: one factory used by uvicorn (local and Lambda Web Adapter) and Mangum.
+
+Everything expensive (config, boto3 client, thread pool) is built once per process here.
+"""
+
+from __future__ import annotations
+
+from concurrent.futures import ThreadPoolExecutor
+
+from fastapi import FastAPI
+from starlette.middleware.cors import CORSMiddleware
+from starlette.responses import Response
+
+from llm_gateway import __version__
+from llm_gateway.config.loader import load_config
+from llm_gateway.config.schema import GatewayConfig
+from llm_gateway.config.settings import Settings
+from llm_gateway.core.generation import GenerationService, Upstream
+from llm_gateway.dialects.tgi import routes as tgi_routes
+from llm_gateway.http.context import GatewayContext
+from llm_gateway.http.errors import install_error_handlers
+from llm_gateway.http.middleware import Guard, RequestContext
+
+
+def create_app(
+    config: GatewayConfig | None = None,
+    settings: Settings | None = None,
+    upstream: Upstream | None = None,
+) -> FastAPI:
+    """Build the gateway. Without arguments it reads the environment (SPEC §4)."""
+    settings = settings or Settings.from_env()
+    config = config or load_config()
+    if upstream is None:
+        from llm_gateway.upstream.sagemaker import SageMakerRuntime
+
+        upstream = SageMakerRuntime(settings)
+    # One thread per in-flight upstream call or stream; created on demand.
+    executor = ThreadPoolExecutor(
+        max_workers=settings.max_connections + 8, thread_name_prefix="upstream"
+    )
+    ctx = GatewayContext(config, settings, GenerationService(upstream, executor))
+
+    app = FastAPI(
+        title="SageMaker LLM Gateway",
+        version=__version__,
+        description="TGI and OpenAI dialects in front of SageMaker endpoints running TGI.",
+        redoc_url=None,
+    )
+    app.state.context = ctx
+    install_error_handlers(app)
+
+    @app.get("/health", tags=["health"], summary="Gateway health (no upstream call)")
+    async def health() -> Response:
+        return Response(status_code=200)
+
+    @app.get("/", tags=["health"], include_in_schema=False)
+    async def root_health() -> Response:
+        return Response(status_code=200)
+
+    app.include_router(tgi_routes.build_router(ctx))
+
+    app.add_middleware(Guard, settings=settings)
+    if settings.cors_origins:
+        app.add_middleware(
+            CORSMiddleware,
+            allow_origins=list(settings.cors_origins),
+            allow_methods=["GET", "POST", "OPTIONS"],
+            allow_headers=["*"],  # reflects what the browser asks for (x-stainless-*, auth)
+            expose_headers=["x-request-id", "server-timing", "retry-after"],
+            max_age=600,
+        )
+    app.add_middleware(RequestContext)
+    return app

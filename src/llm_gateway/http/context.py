@@ -1,0 +1,38 @@
+"""What every route needs: the models, the switches and the generation service."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from starlette.requests import Request
+
+from llm_gateway.config.schema import GatewayConfig, ModelConfig
+from llm_gateway.config.settings import Settings
+from llm_gateway.core.errors import model_not_found
+from llm_gateway.core.generation import GenerationService
+from llm_gateway.http.timing import Timing
+
+
+@dataclass(frozen=True, slots=True)
+class GatewayContext:
+    config: GatewayConfig
+    settings: Settings
+    service: GenerationService
+
+    def model(self, name: str | None) -> ModelConfig:
+        """The named model, or the default one; unknown names are 404 ``model_not_found``."""
+        if name is None:
+            return self.config.default
+        model = self.config.get(name)
+        if model is None:
+            raise model_not_found(name)
+        return model
+
+
+def request_timing(request: Request) -> Timing:
+    """The request's :class:`Timing`, set by the gateway middleware (or a fresh one)."""
+    timing = request.scope.get("state", {}).get("timing")
+    if timing is None:
+        timing = Timing()
+        request.scope.setdefault("state", {})["timing"] = timing
+    return timing

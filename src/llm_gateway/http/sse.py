@@ -1,0 +1,128 @@
+"""Relaying a token stream to the client as Server-Sent Events.
+
+:func:`stream_response` waits briefly for the first token: if the stream fails inside that
+window the client gets a plain HTTP error with the right status (TGI itself would answer 200
+and an error event); otherwise the response head goes out with the first token, or with an SSE
+comment when the model is still silent, so clients with short read timeouts see bytes at once.
+While the upstream is silent a comment heartbeat goes out every ``heartbeat`` seconds, because
+API Gateway drops streams idle for 30 s. After the head, failures are one error event in the
+dialect's shape and the stream ends. A client that hangs up closes the upstream at once.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import AsyncIterator, Callable
+from typing import Protocol
+
+import anyio
+from starlette.responses import StreamingResponse
+from starlette.types import Receive, Scope, Send
+
+from llm_gateway.core.errors import GatewayError, incomplete_stream
+from llm_gateway.core.sse import TokenEvent
+from llm_gateway.core.streaming import TokenStream
+from llm_gateway.http.timing import Timing
+
+HEARTBEAT = b":\n\n"
+WAITING = b": waiting for the model\n\n"
+SSE_HEADERS = {
+    "content-type": "text/event-stream",
+    "cache-control": "no-cache",
+    "x-accel-buffering": "no",
+}
+
+
+class StreamEncoder(Protocol):
+    """A dialect's SSE encoding of one stream (may keep state, e.g. OpenAI's first delta)."""
+
+    def event(self, event: TokenEvent) -> bytes: ...
+
+    def error(self, error: GatewayError) -> bytes: ...
+
+    def end(self) -> bytes: ...
+
+
+class SSEResponse(StreamingResponse):
+    """A streaming response that always watches for the client hanging up and always runs
+    ``on_close`` (which closes the upstream), whichever side ends first."""
+
+    def __init__(self, content: AsyncIterator[bytes], on_close: Callable[[], None]) -> None:
+        super().__init__(content, headers=SSE_HEADERS)
+        self._on_close = on_close
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        try:
+            async with anyio.create_task_group() as group:
+
+                async def relay() -> None:
+                    try:
+                        await self.stream_response(send)
+                    except OSError:  # client gone (ASGI servers speaking spec 2.4)
+                        pass
+                    group.cancel_scope.cancel()
+
+                async def watch() -> None:
+                    await self.listen_for_disconnect(receive)
+                    group.cancel_scope.cancel()
+
+                group.start_soon(relay)
+                group.start_soon(watch)
+        finally:
+            self._on_close()
+            iterator = self.body_iterator
+            if hasattr(iterator, "aclose"):
+                with anyio.CancelScope(shield=True):
+                    await iterator.aclose()
+
+
+async def _relay(
+    stream: TokenStream,
+    first: TokenEvent | None,
+    encoder: StreamEncoder,
+    heartbeat: float,
+) -> AsyncIterator[bytes]:
+    try:
+        yield encoder.event(first) if first is not None else WAITING
+        while True:
+            try:
+                event = await stream.next(heartbeat)
+            except StopAsyncIteration:
+                break
+            except GatewayError as error:
+                yield encoder.error(error)
+                return
+            yield encoder.event(event) if event is not None else HEARTBEAT
+        yield encoder.end()
+    finally:
+        stream.close()
+
+
+async def stream_response(
+    stream: TokenStream,
+    encoder: StreamEncoder,
+    *,
+    timing: Timing,
+    commit_after: float,
+    heartbeat: float,
+) -> SSEResponse:
+    """Commit the response when the first token arrives or ``commit_after`` passes.
+
+    Raises the stream's :class:`GatewayError` if it fails before that, so the caller's error
+    handling answers with a status code.
+    """
+    try:
+        first = await stream.next(commit_after)
+    except GatewayError:
+        stream.close()
+        raise
+    except StopAsyncIteration:
+        stream.close()
+        raise incomplete_stream() from None
+    timing.upstream_started = stream.started_at
+    if first is not None and stream.first_token_at is not None:
+        timing.ttft = stream.first_token_at - timing.start
+        timing.upstream = stream.first_token_at - stream.started_at
+    else:
+        timing.upstream = time.perf_counter() - stream.started_at
+    return SSEResponse(_relay(stream, first, encoder, heartbeat), on_close=stream.close)

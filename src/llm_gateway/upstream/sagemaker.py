@@ -1,0 +1,136 @@
+"""The SageMaker Runtime client: unmodified boto3, one client per process.
+
+``AWS_ENDPOINT_URL_SAGEMAKER_RUNTIME`` (honoured by boto3 itself) points it at the emulator.
+botocore's own retries are off: :class:`SageMakerRuntime` retries only failures that happen
+before the model generates anything (throttling, not ready, unavailable, no connection), with
+jittered exponential backoff, and never once a stream has started.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import socket
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import boto3
+from botocore.config import Config
+from botocore.exceptions import EventStreamError
+
+from llm_gateway.config.settings import Settings
+from llm_gateway.core.errors import GatewayError
+from llm_gateway.core.generation import ModelTarget
+from llm_gateway.upstream.errors import from_boto_error, from_stream_error, is_retryable
+
+log = logging.getLogger(__name__)
+
+CONTENT_TYPE = "application/json"
+
+
+def make_client(settings: Settings) -> Any:
+    """A ``sagemaker-runtime`` client with the gateway's timeouts and no botocore retries."""
+    config = Config(
+        connect_timeout=settings.connect_timeout,
+        read_timeout=settings.read_timeout,
+        retries={"total_max_attempts": 1, "mode": "standard"},
+        max_pool_connections=settings.max_connections,
+        tcp_keepalive=True,
+        user_agent_extra="llm-gateway",
+    )
+    return boto3.session.Session().client("sagemaker-runtime", config=config)
+
+
+def _shutdown_socket(raw: Any) -> None:
+    """Wake a thread blocked reading ``raw`` (a urllib3 response): closing a socket does not
+    interrupt ``recv`` on Linux, shutting it down does."""
+    conn = getattr(raw, "connection", None) or getattr(raw, "_connection", None)
+    sock = getattr(conn, "sock", None)
+    if sock is not None:
+        try:
+            sock.shutdown(socket.SHUT_RDWR)
+        except OSError:
+            pass
+
+
+class EventStreamBody:
+    """``PayloadPart`` bytes of one ``InvokeEndpointWithResponseStream`` answer."""
+
+    def __init__(self, response: dict[str, Any], target: ModelTarget) -> None:
+        self._stream = response["Body"]
+        self._target = target
+        self._closed = False
+
+    def __iter__(self) -> Iterator[bytes]:
+        try:
+            for event in self._stream:
+                part = event.get("PayloadPart")
+                if part is not None:
+                    yield part["Bytes"]
+        except EventStreamError as exc:
+            raise from_stream_error(exc, model=self._target.name) from None
+        except GatewayError:
+            raise
+        except Exception as exc:
+            if self._closed:
+                return
+            raise from_boto_error(exc, model=self._target.name, endpoint=self._target.endpoint) from None
+
+    def close(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        raw = getattr(self._stream, "_raw_stream", None)
+        if raw is not None:
+            _shutdown_socket(raw)
+        try:
+            self._stream.close()
+        except Exception:
+            pass
+
+
+class SageMakerRuntime:
+    """The gateway's :class:`~llm_gateway.core.generation.Upstream` over boto3."""
+
+    def __init__(self, settings: Settings, client: Any | None = None) -> None:
+        self.settings = settings
+        self.client = client if client is not None else make_client(settings)
+
+    def _kwargs(self, target: ModelTarget, body: bytes) -> dict[str, Any]:
+        kwargs: dict[str, Any] = {
+            "EndpointName": target.endpoint,
+            "Body": body,
+            "ContentType": CONTENT_TYPE,
+        }
+        if target.inference_component:
+            kwargs["InferenceComponentName"] = target.inference_component
+        return kwargs
+
+    def _call(self, operation: Any, target: ModelTarget, kwargs: dict[str, Any]) -> Any:
+        attempts = self.settings.max_attempts
+        for attempt in range(1, attempts + 1):
+            try:
+                return operation(**kwargs)
+            except Exception as exc:
+                if attempt >= attempts or not is_retryable(exc):
+                    raise from_boto_error(exc, model=target.name, endpoint=target.endpoint) from None
+                delay = random.uniform(0, min(2.0, 0.1 * 2**attempt))  # full jitter
+                log.info("retrying %s after %s (attempt %d)", target.name, type(exc).__name__, attempt)
+                time.sleep(delay)
+        raise AssertionError("unreachable")
+
+    def invoke(self, target: ModelTarget, body: bytes) -> bytes:
+        kwargs = self._kwargs(target, body)
+        kwargs["Accept"] = CONTENT_TYPE
+        response = self._call(self.client.invoke_endpoint, target, kwargs)
+        try:
+            return response["Body"].read()
+        except Exception as exc:
+            raise from_boto_error(exc, model=target.name, endpoint=target.endpoint) from None
+
+    def invoke_stream(self, target: ModelTarget, body: bytes) -> EventStreamBody:
+        kwargs = self._kwargs(target, body)
+        kwargs["Accept"] = "text/event-stream"
+        response = self._call(self.client.invoke_endpoint_with_response_stream, target, kwargs)
+        return EventStreamBody(response, target)
