@@ -1,0 +1,124 @@
+"""Shared fixtures: a SageMaker emulator and gateways, all served over real HTTP by uvicorn.
+
+The gateway talks to the emulator through unmodified boto3, selected by
+``AWS_ENDPOINT_URL_SAGEMAKER_RUNTIME`` (set here once for the whole session).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import httpx
+import pytest
+
+from llm_gateway.config import Settings
+from llm_gateway.config.loader import parse_config
+from llm_gateway.emulator import Emulator, EndpointSpec
+from llm_gateway.http.app import create_app
+from llm_gateway.local import BackgroundServer, use_emulator
+
+# Emulated endpoints used across the suite (no pacing: tests must be fast).
+ENDPOINTS: dict[str, dict[str, Any]] = {
+    "tgi3-endpoint": {"tgi_version": "3.x"},
+    "tgi082-endpoint": {"tgi_version": "0.8.2"},
+    "split-endpoint": {"tgi_version": "3.x", "split": "random"},
+    "bytes-endpoint": {"tgi_version": "0.8.2", "split": "bytes:3"},
+    "faulty-endpoint": {"tgi_version": "3.x"},
+}
+
+MODELS: list[dict[str, Any]] = [
+    {"name": "tgi3", "endpoint": "tgi3-endpoint", "model_id": "test/tgi3"},
+    {"name": "tgi082", "endpoint": "tgi082-endpoint"},
+    {"name": "split", "endpoint": "split-endpoint"},
+    {"name": "bytes", "endpoint": "bytes-endpoint"},
+    {"name": "faulty", "endpoint": "faulty-endpoint"},
+    {"name": "missing", "endpoint": "no-such-endpoint"},
+    {
+        "name": "with-defaults",
+        "endpoint": "tgi3-endpoint",
+        "defaults": {"max_new_tokens": 7, "temperature": 0.5, "stop": ["<|endoftext|>"]},
+    },
+]
+
+
+def gateway_config(models: list[dict[str, Any]] | None = None, default: str = "tgi3") -> Any:
+    return parse_config({"default_model": default, "models": models or MODELS}, "tests")
+
+
+@pytest.fixture(scope="session")
+def emulator() -> Iterator[Emulator]:
+    emu = Emulator({name: EndpointSpec.model_validate(spec) for name, spec in ENDPOINTS.items()})
+    server = BackgroundServer(emu.app()).start()
+    use_emulator(server.url)
+    emu.url = server.url  # type: ignore[attr-defined]
+    yield emu
+    server.stop()
+
+
+@pytest.fixture(scope="session")
+def start_gateway(emulator: Emulator) -> Iterator[Callable[..., str]]:
+    """Start a gateway (over HTTP) with the given config/settings; returns its URL."""
+    servers: list[BackgroundServer] = []
+
+    def start(config: Any = None, settings: Settings | None = None) -> str:
+        app = create_app(config or gateway_config(), settings or Settings())
+        server = BackgroundServer(app).start()
+        servers.append(server)
+        return server.url
+
+    yield start
+    for server in servers:
+        server.stop()
+
+
+@pytest.fixture(scope="session")
+def gateway(start_gateway: Callable[..., str]) -> str:
+    """The default gateway: all test models, default settings but a short commit window."""
+    return start_gateway(settings=Settings(stream_commit_seconds=0.5, heartbeat_seconds=0.2))
+
+
+@pytest.fixture
+def client(gateway: str) -> Iterator[httpx.Client]:
+    with httpx.Client(base_url=gateway, timeout=30) as c:
+        yield c
+
+
+@pytest.fixture
+def faulty(emulator: Emulator) -> Iterator[Callable[..., EndpointSpec]]:
+    """Reconfigure ``faulty-endpoint`` for one test; restored afterwards."""
+    original = emulator.endpoints["faulty-endpoint"]
+
+    def configure(**spec: Any) -> EndpointSpec:
+        new = EndpointSpec.model_validate(spec)
+        emulator.set_endpoint("faulty-endpoint", new)
+        return new
+
+    yield configure
+    emulator.set_endpoint("faulty-endpoint", original)
+
+
+@contextlib.contextmanager
+def env(**values: str) -> Iterator[None]:
+    saved = {k: os.environ.get(k) for k in values}
+    os.environ.update(values)
+    try:
+        yield
+    finally:
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+
+
+def sse_events(body: bytes) -> list[bytes]:
+    """Split an SSE body into its ``data:`` payloads (comments dropped)."""
+    out = []
+    for block in body.split(b"\n\n"):
+        for line in block.split(b"\n"):
+            if line.startswith(b"data:"):
+                out.append(line[5:].removeprefix(b" "))
+    return out
