@@ -35,15 +35,18 @@ def test_known_answer_frame_from_reference():
 def test_botocore_unit_vectors():
     # botocore's own test vector: the empty message
     assert encode_message([], b"") == bytes.fromhex("000000100000000005c248eb7d98c8ff")
-    frame = encode_message([(":message-type", "error"), (":error-code", "code"),
-                            (":error-message", "message")], b"")
+    frame = encode_message(
+        [(":message-type", "error"), (":error-code", "code"), (":error-message", "message")], b""
+    )
     assert frame[:12].hex() == "0000005200000042bf23637e"
     assert frame[-4:].hex() == "6b6cea3d"
 
 
 @settings(max_examples=100, deadline=None)
-@given(payloads=st.lists(st.binary(max_size=200), min_size=1, max_size=5),
-       chunk=st.integers(min_value=1, max_value=64))
+@given(
+    payloads=st.lists(st.binary(max_size=200), min_size=1, max_size=5),
+    chunk=st.integers(min_value=1, max_value=64),
+)
 def test_botocore_decodes_frames_split_anywhere(payloads, chunk):
     data = b"".join(payload_part(p) for p in payloads)
     messages = decode(data, chunk)
@@ -55,11 +58,16 @@ def test_botocore_decodes_frames_split_anywhere(payloads, chunk):
 
 
 def test_exception_frames_are_errors_to_botocore():
-    (message,) = decode(stream_exception("ModelStreamError", "too slow", "ModelInvocationTimeExceeded"))
+    (message,) = decode(
+        stream_exception("ModelStreamError", "too slow", "ModelInvocationTimeExceeded")
+    )
     response = message.to_response_dict()
     assert response["status_code"] == 400
     assert message.headers[":exception-type"] == "ModelStreamError"
-    assert orjson.loads(message.payload) == {"Message": "too slow", "ErrorCode": "ModelInvocationTimeExceeded"}
+    assert orjson.loads(message.payload) == {
+        "Message": "too slow",
+        "ErrorCode": "ModelInvocationTimeExceeded",
+    }
 
 
 def test_corrupt_crc_is_rejected():
@@ -82,8 +90,11 @@ def body(inputs="Hello there", stream=False, **parameters):
 
 
 def test_invoke_endpoint_returns_tgi_array(runtime):
-    out = runtime.invoke_endpoint(EndpointName="tgi3-endpoint", Body=body(max_new_tokens=5, details=True),
-                                  ContentType="application/json")
+    out = runtime.invoke_endpoint(
+        EndpointName="tgi3-endpoint",
+        Body=body(max_new_tokens=5, details=True),
+        ContentType="application/json",
+    )
     data = orjson.loads(out["Body"].read())
     assert isinstance(data, list) and len(data) == 1
     assert data[0]["generated_text"].startswith("Hello there")  # return_full_text defaults to true
@@ -94,12 +105,12 @@ def test_invoke_endpoint_returns_tgi_array(runtime):
 def test_streams_through_boto3_in_both_formats(runtime):
     for endpoint, prefix in (("tgi3-endpoint", b"data: {"), ("tgi082-endpoint", b"data:{")):
         out = runtime.invoke_endpoint_with_response_stream(
-            EndpointName=endpoint, Body=body(stream=True, max_new_tokens=4, details=True,
-                                             return_full_text=False),
+            EndpointName=endpoint,
+            Body=body(stream=True, max_new_tokens=4, details=True, return_full_text=False),
             ContentType="application/json",
         )
         raw = b"".join(e["PayloadPart"]["Bytes"] for e in out["Body"])
-        events = [orjson.loads(line[len(prefix) - 1:]) for line in raw.split(b"\n\n") if line]
+        events = [orjson.loads(line[len(prefix) - 1 :]) for line in raw.split(b"\n\n") if line]
         assert raw.startswith(prefix)
         assert len(events) == 4 and events[-1]["details"]["generated_tokens"] == 4
         assert ("index" in events[0]) == (endpoint == "tgi3-endpoint")
@@ -116,33 +127,41 @@ def test_unknown_endpoint_is_validation_error(runtime):
 
 def test_container_validation_error_is_model_error_424(runtime):
     with pytest.raises(runtime.exceptions.ModelError) as info:
-        runtime.invoke_endpoint(EndpointName="tgi3-endpoint", Body=body(top_k=0),
-                                ContentType="application/json")
+        runtime.invoke_endpoint(
+            EndpointName="tgi3-endpoint", Body=body(top_k=0), ContentType="application/json"
+        )
     response = info.value.response
     assert response["ResponseMetadata"]["HTTPStatusCode"] == 424
     assert response["OriginalStatusCode"] == 422
     assert orjson.loads(response["OriginalMessage"]) == {
-        "error": "Input validation error: `top_k` must be strictly positive", "error_type": "validation"}
+        "error": "Input validation error: `top_k` must be strictly positive",
+        "error_type": "validation",
+    }
 
 
 def test_container_type_error_is_the_untagged_enum_message(runtime):
     with pytest.raises(runtime.exceptions.ModelError) as info:
-        runtime.invoke_endpoint(EndpointName="tgi3-endpoint", Body=b'{"inputs":"x","parameters":{"top_k":"a"}}',
-                                ContentType="application/json")
+        runtime.invoke_endpoint(
+            EndpointName="tgi3-endpoint",
+            Body=b'{"inputs":"x","parameters":{"top_k":"a"}}',
+            ContentType="application/json",
+        )
     assert info.value.response["OriginalMessage"] == (
         "Failed to deserialize the JSON body into the target type: "
-        "data did not match any variant of untagged enum SagemakerRequest")
+        "data did not match any variant of untagged enum SagemakerRequest"
+    )
 
 
 def test_stream_validation_error_is_an_event_on_200(runtime):
     out = runtime.invoke_endpoint_with_response_stream(
-        EndpointName="tgi3-endpoint", Body=body(stream=True, max_new_tokens=5000, inputs=" x" * 1100),
+        EndpointName="tgi3-endpoint",
+        Body=body(stream=True, max_new_tokens=5000, inputs=" x" * 1100),
         ContentType="application/json",
     )
     raw = b"".join(e["PayloadPart"]["Bytes"] for e in out["Body"])
     assert orjson.loads(raw[6:]) == {
         "error": "Input validation error: `inputs` tokens + `max_new_tokens` must be <= 2048. "
-                 "Given: 1100 `inputs` tokens and 1024 `max_new_tokens`",
+        "Given: 1100 `inputs` tokens and 1024 `max_new_tokens`",
         "error_type": "validation",
     }
 
@@ -150,7 +169,8 @@ def test_stream_validation_error_is_an_event_on_200(runtime):
 def test_model_stream_error_reaches_boto3(runtime, faulty):
     faulty(faults=[{"kind": "model_stream_error", "at_token": 2}])
     out = runtime.invoke_endpoint_with_response_stream(
-        EndpointName="faulty-endpoint", Body=body(stream=True, max_new_tokens=5),
+        EndpointName="faulty-endpoint",
+        Body=body(stream=True, max_new_tokens=5),
         ContentType="application/json",
     )
     parts = []
@@ -166,7 +186,9 @@ def test_seeds_make_sampling_deterministic(runtime):
     def run(seed):
         out = runtime.invoke_endpoint(
             EndpointName="tgi3-endpoint",
-            Body=body(do_sample=True, seed=seed, max_new_tokens=12, details=True, return_full_text=False),
+            Body=body(
+                do_sample=True, seed=seed, max_new_tokens=12, details=True, return_full_text=False
+            ),
             ContentType="application/json",
         )
         return orjson.loads(out["Body"].read())[0]
@@ -174,21 +196,31 @@ def test_seeds_make_sampling_deterministic(runtime):
     a, b, c = run(7), run(7), run(8)
     assert a == b and a["details"]["seed"] == 7
     assert a["generated_text"] != c["generated_text"]
-    greedy = orjson.loads(runtime.invoke_endpoint(
-        EndpointName="tgi3-endpoint", Body=body(max_new_tokens=3, details=True),
-        ContentType="application/json")["Body"].read())[0]
+    greedy = orjson.loads(
+        runtime.invoke_endpoint(
+            EndpointName="tgi3-endpoint",
+            Body=body(max_new_tokens=3, details=True),
+            ContentType="application/json",
+        )["Body"].read()
+    )[0]
     assert greedy["details"]["seed"] is None
 
 
 def test_stop_sequence_and_best_of(runtime):
-    out = orjson.loads(runtime.invoke_endpoint(
-        EndpointName="tgi3-endpoint",
-        Body=body(stop=["."], details=True, return_full_text=False, max_new_tokens=200),
-        ContentType="application/json")["Body"].read())[0]
+    out = orjson.loads(
+        runtime.invoke_endpoint(
+            EndpointName="tgi3-endpoint",
+            Body=body(stop=["."], details=True, return_full_text=False, max_new_tokens=200),
+            ContentType="application/json",
+        )["Body"].read()
+    )[0]
     assert out["generated_text"].endswith(".")  # TGI keeps the stop text
     assert out["details"]["finish_reason"] == "stop_sequence"
-    best = orjson.loads(runtime.invoke_endpoint(
-        EndpointName="tgi3-endpoint",
-        Body=body(best_of=2, do_sample=True, details=True, max_new_tokens=4),
-        ContentType="application/json")["Body"].read())[0]
+    best = orjson.loads(
+        runtime.invoke_endpoint(
+            EndpointName="tgi3-endpoint",
+            Body=body(best_of=2, do_sample=True, details=True, max_new_tokens=4),
+            ContentType="application/json",
+        )["Body"].read()
+    )[0]
     assert len(best["details"]["best_of_sequences"]) == 1

@@ -69,8 +69,10 @@ def test_every_single_split_point(recorded):
 
 
 @settings(max_examples=300, deadline=None)
-@given(recorded=st.sampled_from([TGI3, TGI082, UNICODE]),
-       cuts=st.lists(st.integers(min_value=0), max_size=40))
+@given(
+    recorded=st.sampled_from([TGI3, TGI082, UNICODE]),
+    cuts=st.lists(st.integers(min_value=0), max_size=40),
+)
 def test_any_splitting_gives_the_same_events(recorded, cuts):
     assert summary(decode_all(split_at(recorded, cuts))) == summary(decode_all([recorded]))
 
@@ -100,12 +102,18 @@ def test_stream_without_last_token_is_incomplete():
 
 
 def test_tgi_error_event_is_final():
-    body = TGI3.split(b"\n\n")[0] + b'\n\ndata: {"error":"Request failed during generation: OOM","error_type":"generation"}\n\n'
+    body = (
+        TGI3.split(b"\n\n")[0]
+        + b'\n\ndata: {"error":"Request failed during generation: OOM","error_type":"generation"}\n\n'
+    )
     events = decode_all([body + TGI3])  # anything after the error is ignored
     assert isinstance(events[0], TokenEvent)
     err = events[1]
     assert isinstance(err, GatewayError) and len(events) == 2
-    assert err.to_tgi() == {"error": "Request failed during generation: OOM", "error_type": "generation"}
+    assert err.to_tgi() == {
+        "error": "Request failed during generation: OOM",
+        "error_type": "generation",
+    }
     assert err.status == 424
 
 
@@ -134,8 +142,10 @@ def test_ndjson_lines_are_read_too():
 
 
 @settings(max_examples=200, deadline=None)
-@given(lines=st.lists(st.binary(max_size=30).filter(lambda b: b"\n" not in b), max_size=10),
-       cuts=st.lists(st.integers(min_value=0), max_size=20))
+@given(
+    lines=st.lists(st.binary(max_size=30).filter(lambda b: b"\n" not in b), max_size=10),
+    cuts=st.lists(st.integers(min_value=0), max_size=20),
+)
 def test_line_buffer_reassembles_any_lines(lines, cuts):
     data = b"".join(line + b"\n" for line in lines)
     buffer, out = LineBuffer(), []

@@ -12,48 +12,139 @@ from llm_gateway.core.errors import GatewayError
 from llm_gateway.core.parameters import GenerateParameters, Limits
 from llm_gateway.core.validation import as_f32, check_token_budget, validate
 
-LIMITS = Limits(max_input_tokens=1024, max_total_tokens=2048, max_stop_sequences=4, max_best_of=2,
-                max_top_n_tokens=5)
+LIMITS = Limits(
+    max_input_tokens=1024,
+    max_total_tokens=2048,
+    max_stop_sequences=4,
+    max_best_of=2,
+    max_top_n_tokens=5,
+)
 
 # (parameters, inputs, stream, limits, exact "error" text) — texts from reference §1.4.
 CASES = [
-    ({"best_of": 2, "do_sample": True}, "x", True, LIMITS,
-     "Input validation error: `best_of` != 1 is not supported when streaming tokens"),
-    ({"best_of": 0}, "x", True, LIMITS,
-     "Input validation error: `best_of` != 1 is not supported when streaming tokens"),
-    ({"decoder_input_details": True}, "x", True, LIMITS,
-     "Input validation error: `decoder_input_details` == true is not supported when streaming tokens"),
-    ({"best_of": 3, "do_sample": True}, "x", False, LIMITS,
-     "Input validation error: `best_of` must be > 0 and <= 2. Given: 3"),
-    ({"best_of": 2, "do_sample": True}, "x", False, Limits(max_best_of=1),
-     "Input validation error: `best_of` != 1 is not allowed for this endpoint"),
-    ({"best_of": 2}, "x", False, LIMITS,
-     "Input validation error: you must use sampling when `best_of` is > 1"),
-    ({"temperature": 0.0}, "x", False, LIMITS,
-     "Input validation error: `temperature` must be strictly positive"),
-    ({"repetition_penalty": -1}, "x", False, LIMITS,
-     "Input validation error: `repetition_penalty` must be strictly positive"),
-    ({"frequency_penalty": 2.5}, "x", False, LIMITS,
-     "Input validation error: `frequency_penalty` must be >= -2.0 and <= 2.0"),
+    (
+        {"best_of": 2, "do_sample": True},
+        "x",
+        True,
+        LIMITS,
+        "Input validation error: `best_of` != 1 is not supported when streaming tokens",
+    ),
+    (
+        {"best_of": 0},
+        "x",
+        True,
+        LIMITS,
+        "Input validation error: `best_of` != 1 is not supported when streaming tokens",
+    ),
+    (
+        {"decoder_input_details": True},
+        "x",
+        True,
+        LIMITS,
+        "Input validation error: `decoder_input_details` == true is not supported when streaming tokens",
+    ),
+    (
+        {"best_of": 3, "do_sample": True},
+        "x",
+        False,
+        LIMITS,
+        "Input validation error: `best_of` must be > 0 and <= 2. Given: 3",
+    ),
+    (
+        {"best_of": 2, "do_sample": True},
+        "x",
+        False,
+        Limits(max_best_of=1),
+        "Input validation error: `best_of` != 1 is not allowed for this endpoint",
+    ),
+    (
+        {"best_of": 2},
+        "x",
+        False,
+        LIMITS,
+        "Input validation error: you must use sampling when `best_of` is > 1",
+    ),
+    (
+        {"temperature": 0.0},
+        "x",
+        False,
+        LIMITS,
+        "Input validation error: `temperature` must be strictly positive",
+    ),
+    (
+        {"repetition_penalty": -1},
+        "x",
+        False,
+        LIMITS,
+        "Input validation error: `repetition_penalty` must be strictly positive",
+    ),
+    (
+        {"frequency_penalty": 2.5},
+        "x",
+        False,
+        LIMITS,
+        "Input validation error: `frequency_penalty` must be >= -2.0 and <= 2.0",
+    ),
     ({"top_p": 1.0}, "x", False, LIMITS, "Input validation error: `top_p` must be > 0.0 and < 1.0"),
     ({"top_p": 0}, "x", False, LIMITS, "Input validation error: `top_p` must be > 0.0 and < 1.0"),
-    ({"typical_p": 1.0}, "x", False, LIMITS,
-     "Input validation error: `typical_p` must be > 0.0 and < 1.0"),
+    (
+        {"typical_p": 1.0},
+        "x",
+        False,
+        LIMITS,
+        "Input validation error: `typical_p` must be > 0.0 and < 1.0",
+    ),
     ({"top_k": 0}, "x", False, LIMITS, "Input validation error: `top_k` must be strictly positive"),
-    ({"top_k": -3}, "x", False, LIMITS, "Input validation error: `top_k` must be strictly positive"),
-    ({"max_new_tokens": 0}, "x", False, LIMITS,
-     "Input validation error: `max_new_tokens` must be strictly positive"),
-    ({"stop": ["a", "b", "c", "d", "e"]}, "x", False, LIMITS,
-     "Input validation error: `stop` supports up to 4 stop sequences. Given: 5"),
-    ({"best_of": 2, "do_sample": True, "seed": 42}, "x", False, LIMITS,
-     "Input validation error: `seed` must not be set when `best_of` > 1"),
-    ({"top_n_tokens": 6}, "x", False, LIMITS,
-     "Input validation error: `top_n_tokens` must be >= 0 and <= 5. Given: 6"),
+    (
+        {"top_k": -3},
+        "x",
+        False,
+        LIMITS,
+        "Input validation error: `top_k` must be strictly positive",
+    ),
+    (
+        {"max_new_tokens": 0},
+        "x",
+        False,
+        LIMITS,
+        "Input validation error: `max_new_tokens` must be strictly positive",
+    ),
+    (
+        {"stop": ["a", "b", "c", "d", "e"]},
+        "x",
+        False,
+        LIMITS,
+        "Input validation error: `stop` supports up to 4 stop sequences. Given: 5",
+    ),
+    (
+        {"best_of": 2, "do_sample": True, "seed": 42},
+        "x",
+        False,
+        LIMITS,
+        "Input validation error: `seed` must not be set when `best_of` > 1",
+    ),
+    (
+        {"top_n_tokens": 6},
+        "x",
+        False,
+        LIMITS,
+        "Input validation error: `top_n_tokens` must be >= 0 and <= 5. Given: 6",
+    ),
     ({}, "", False, LIMITS, "Input validation error: `inputs` cannot be empty"),
-    ({"truncate": 0}, "x", False, LIMITS,
-     "Input validation error: `truncate` must be strictly positive and less than 1024. Given: 0"),
-    ({"truncate": 1025}, "x", False, LIMITS,
-     "Input validation error: `truncate` must be strictly positive and less than 1024. Given: 1025"),
+    (
+        {"truncate": 0},
+        "x",
+        False,
+        LIMITS,
+        "Input validation error: `truncate` must be strictly positive and less than 1024. Given: 0",
+    ),
+    (
+        {"truncate": 1025},
+        "x",
+        False,
+        LIMITS,
+        "Input validation error: `truncate` must be strictly positive and less than 1024. Given: 1025",
+    ),
 ]
 
 
@@ -68,9 +159,22 @@ def test_each_message_is_tgis(params, inputs, stream, limits, expected):
 
 
 def test_valid_requests_pass():
-    validate(GenerateParameters(temperature=0.5, top_p=0.9, top_k=10, stop=["a"] * 4, truncate=1024,
-                                typical_p=0.5, frequency_penalty=-2.0, top_n_tokens=5,
-                                max_new_tokens=1), "x", LIMITS, stream=True)
+    validate(
+        GenerateParameters(
+            temperature=0.5,
+            top_p=0.9,
+            top_k=10,
+            stop=["a"] * 4,
+            truncate=1024,
+            typical_p=0.5,
+            frequency_penalty=-2.0,
+            top_n_tokens=5,
+            max_new_tokens=1,
+        ),
+        "x",
+        LIMITS,
+        stream=True,
+    )
     validate(GenerateParameters(best_of=2, do_sample=True), "x", LIMITS, stream=False)
     # best_of 0 or 1 on a non-stream route is the normal path in TGI
     validate(GenerateParameters(best_of=0), "x", LIMITS, stream=False)
@@ -122,7 +226,9 @@ def test_token_budget_messages():
     )
     # equal to the limit is allowed; truncate keeps the last tokens
     assert check_token_budget(1024, GenerateParameters(max_new_tokens=10), LIMITS) == 1024
-    assert check_token_budget(5000, GenerateParameters(max_new_tokens=10, truncate=100), LIMITS) == 100
+    assert (
+        check_token_budget(5000, GenerateParameters(max_new_tokens=10, truncate=100), LIMITS) == 100
+    )
     # TGI 3.x checks chunks of at most 1024 new tokens; older versions the full amount
     assert check_token_budget(10, GenerateParameters(max_new_tokens=5000), LIMITS) == 10
     with pytest.raises(GatewayError, match="5000 `max_new_tokens`"):

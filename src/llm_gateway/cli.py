@@ -12,8 +12,10 @@ from llm_gateway import __version__
 
 
 def _banner(url: str, backend: str, models: list[str], keys: bool) -> str:
-    auth = " -H \"x-api-key: $GATEWAY_KEY\"" if keys else ""
-    generate = shlex.quote('{"inputs": "What does a gateway do?", "parameters": {"max_new_tokens": 40}}')
+    auth = ' -H "x-api-key: $GATEWAY_KEY"' if keys else ""
+    generate = shlex.quote(
+        '{"inputs": "What does a gateway do?", "parameters": {"max_new_tokens": 40}}'
+    )
     stream = shlex.quote(
         '{"inputs": "What does a gateway do?", "parameters": {"max_new_tokens": 40, "details": true}}'
     )
@@ -86,7 +88,9 @@ def serve(args: argparse.Namespace) -> int:
                 print(banner, flush=True)
 
     Server(
-        uvicorn.Config(app, host=args.host, port=args.port, log_level=args.log_level, lifespan="off")
+        uvicorn.Config(
+            app, host=args.host, port=args.port, log_level=args.log_level, lifespan="off"
+        )
     ).run()
     return 0
 
@@ -111,7 +115,10 @@ def emulate(args: argparse.Namespace) -> int:
         flush=True,
     )
     uvicorn.run(
-        Emulator(endpoints).app(), host=args.host, port=args.port, log_level=args.log_level,
+        Emulator(endpoints).app(),
+        host=args.host,
+        port=args.port,
+        log_level=args.log_level,
         lifespan="off",
     )
     return 0

@@ -43,7 +43,9 @@ def _describe(error: dict[str, Any], data: Any, source: str) -> str:
     message = error["msg"].removeprefix("Value error, ")
     if field:
         return f"Invalid configuration in {source}: {where}field '{field}': {message}"
-    return f"Invalid configuration in {source}: {where.rstrip(', ')}{': ' if where else ''}{message}"
+    return (
+        f"Invalid configuration in {source}: {where.rstrip(', ')}{': ' if where else ''}{message}"
+    )
 
 
 def parse_config(data: Any, source: str) -> GatewayConfig:
@@ -61,7 +63,9 @@ def load_config_text(text: str, source: str) -> GatewayConfig:
         stripped = text.lstrip()
         data = json.loads(text) if stripped.startswith("{") else yaml.safe_load(text)
     except (json.JSONDecodeError, yaml.YAMLError) as exc:
-        raise ConfigError(f"Invalid configuration in {source}: not valid JSON or YAML: {exc}") from None
+        raise ConfigError(
+            f"Invalid configuration in {source}: not valid JSON or YAML: {exc}"
+        ) from None
     return parse_config(data, source)
 
 

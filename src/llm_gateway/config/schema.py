@@ -99,7 +99,9 @@ class ModelConfig(BaseModel):
             try:
                 validate(self.defaults, "x", self.limits, stream=False)
             except GatewayError as exc:
-                raise ValueError(f"defaults are rejected by TGI's validation: {exc.message}") from None
+                raise ValueError(
+                    f"defaults are rejected by TGI's validation: {exc.message}"
+                ) from None
         return self
 
 

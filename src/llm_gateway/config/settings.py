@@ -67,12 +67,16 @@ class Settings:
         env = os.environ if env is None else env
         heartbeat = _number(env, "GATEWAY_HEARTBEAT_SECONDS", cls.heartbeat_seconds, minimum=0.05)
         if heartbeat >= 30:
-            raise SettingsError("GATEWAY_HEARTBEAT_SECONDS must be below 30 (API Gateway idle limit)")
+            raise SettingsError(
+                "GATEWAY_HEARTBEAT_SECONDS must be below 30 (API Gateway idle limit)"
+            )
         return cls(
             api_keys=_list(env, "GATEWAY_API_KEYS"),
             cors_origins=_list(env, "GATEWAY_CORS_ORIGINS"),
             log_prompts=_bool(env, "GATEWAY_LOG_PROMPTS", False),
-            max_body_bytes=int(_number(env, "GATEWAY_MAX_BODY_BYTES", cls.max_body_bytes, minimum=1)),
+            max_body_bytes=int(
+                _number(env, "GATEWAY_MAX_BODY_BYTES", cls.max_body_bytes, minimum=1)
+            ),
             heartbeat_seconds=heartbeat,
             stream_commit_seconds=_number(
                 env, "GATEWAY_STREAM_COMMIT_SECONDS", cls.stream_commit_seconds
@@ -80,8 +84,12 @@ class Settings:
             connect_timeout=_number(
                 env, "GATEWAY_UPSTREAM_CONNECT_TIMEOUT", cls.connect_timeout, minimum=0.1
             ),
-            read_timeout=_number(env, "GATEWAY_UPSTREAM_READ_TIMEOUT", cls.read_timeout, minimum=0.1),
-            max_attempts=int(_number(env, "GATEWAY_UPSTREAM_MAX_ATTEMPTS", cls.max_attempts, minimum=1)),
+            read_timeout=_number(
+                env, "GATEWAY_UPSTREAM_READ_TIMEOUT", cls.read_timeout, minimum=0.1
+            ),
+            max_attempts=int(
+                _number(env, "GATEWAY_UPSTREAM_MAX_ATTEMPTS", cls.max_attempts, minimum=1)
+            ),
             max_connections=int(
                 _number(env, "GATEWAY_UPSTREAM_MAX_CONNECTIONS", cls.max_connections, minimum=1)
             ),

@@ -78,9 +78,7 @@ def _phrase(error: dict[str, Any], type_names: dict[str, str]) -> tuple[str, str
     return path, error["msg"]
 
 
-def decode(
-    model: type[M], data: Any, *, type_names: dict[str, str] | None = None
-) -> M:
+def decode(model: type[M], data: Any, *, type_names: dict[str, str] | None = None) -> M:
     """Validate parsed JSON into ``model``; the first problem becomes TGI's 422 message."""
     try:
         return model.model_validate(data)

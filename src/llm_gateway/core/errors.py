@@ -109,7 +109,9 @@ def incomplete_stream() -> GatewayError:
     )
 
 
-def upstream_error(message: str, *, status: int = 502, kind: ErrorKind = ErrorKind.UPSTREAM) -> GatewayError:
+def upstream_error(
+    message: str, *, status: int = 502, kind: ErrorKind = ErrorKind.UPSTREAM
+) -> GatewayError:
     return GatewayError(message, status=status, error_type="upstream", kind=kind)
 
 
@@ -119,13 +121,21 @@ def timeout_error(message: str) -> GatewayError:
 
 def overloaded_error(message: str, *, retry_after: int | None = 1) -> GatewayError:
     return GatewayError(
-        message, status=429, error_type="overloaded", kind=ErrorKind.THROTTLED, retry_after=retry_after
+        message,
+        status=429,
+        error_type="overloaded",
+        kind=ErrorKind.THROTTLED,
+        retry_after=retry_after,
     )
 
 
 def unavailable_error(message: str, *, retry_after: int | None = 5) -> GatewayError:
     return GatewayError(
-        message, status=503, error_type="unavailable", kind=ErrorKind.THROTTLED, retry_after=retry_after
+        message,
+        status=503,
+        error_type="unavailable",
+        kind=ErrorKind.THROTTLED,
+        retry_after=retry_after,
     )
 
 

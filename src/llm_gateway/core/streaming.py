@@ -108,7 +108,9 @@ class TokenStream:
         except Exception as exc:  # a reader must never die silently
             if not self._closed:
                 log.warning("upstream stream failed: %s", type(exc).__name__)
-                self._post([upstream_error(f"The model endpoint stream failed ({type(exc).__name__})")])
+                self._post(
+                    [upstream_error(f"The model endpoint stream failed ({type(exc).__name__})")]
+                )
         finally:
             self._post([END])
             if body is not None:

@@ -55,7 +55,9 @@ def validate(parameters: GenerateParameters, inputs: str, limits: Limits, *, str
     elif best_of > 1:
         # Infer::generate_best_of() calls validate_best_of() before validate().
         if limits.max_best_of == 1:
-            raise validation_error("`best_of` != 1 is not allowed for this endpoint", param="best_of")
+            raise validation_error(
+                "`best_of` != 1 is not allowed for this endpoint", param="best_of"
+            )
         if best_of > limits.max_best_of:
             raise validation_error(
                 f"`best_of` must be > 0 and <= {limits.max_best_of}. Given: {best_of}",

@@ -27,8 +27,11 @@ _STRING = 7
 def _header(name: str, value: str) -> bytes:
     raw_name, raw_value = name.encode(), value.encode()
     return (
-        bytes((len(raw_name),)) + raw_name + bytes((_STRING,))
-        + struct.pack(">H", len(raw_value)) + raw_value
+        bytes((len(raw_name),))
+        + raw_name
+        + bytes((_STRING,))
+        + struct.pack(">H", len(raw_value))
+        + raw_value
     )
 
 

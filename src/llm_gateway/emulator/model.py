@@ -133,7 +133,9 @@ class SimulatedTGI:
         best = self._sequence(request.inputs, p, max_new, p.seed)
         return Generation(request.inputs, p, input_length, full_text, best)
 
-    def _sequence(self, inputs: str, p: GenerateParameters, max_new: int, seed: int | None) -> Sequence:
+    def _sequence(
+        self, inputs: str, p: GenerateParameters, max_new: int, seed: int | None
+    ) -> Sequence:
         sampling = effective_sampling(p)
         if sampling:
             seed = seed if seed is not None else random.getrandbits(64)
@@ -159,7 +161,12 @@ class SimulatedTGI:
             if len(tokens) == max_new:
                 finish = "length"
                 break
-            token = {"id": token_id(piece), "text": piece, "logprob": _logprob(rng), "special": False}
+            token = {
+                "id": token_id(piece),
+                "text": piece,
+                "logprob": _logprob(rng),
+                "special": False,
+            }
             tokens.append(token)
             top_tokens.append(_top(token, top_n, rng))
             text += piece
@@ -190,7 +197,7 @@ class SimulatedTGI:
 
     def _prefill(self, gen: Generation) -> list[dict[str, Any]]:
         rng = random.Random(zlib.crc32(gen.inputs.encode()) ^ 0x5EED)
-        pieces = tokenize(gen.inputs)[-gen.input_length:] if gen.input_length else []
+        pieces = tokenize(gen.inputs)[-gen.input_length :] if gen.input_length else []
         return [
             {"id": token_id(piece), "text": piece, "logprob": None if i == 0 else _logprob(rng)}
             for i, piece in enumerate(pieces)
@@ -207,7 +214,11 @@ class SimulatedTGI:
                     {
                         "generated_text": (gen.inputs + seq.text) if gen.full_text else seq.text,
                         **self._details(gen, seq, prefill=bool(p.decoder_input_details)),
-                        **({"top_tokens": seq.top_tokens} if seq.top_tokens and not self.legacy else {}),
+                        **(
+                            {"top_tokens": seq.top_tokens}
+                            if seq.top_tokens and not self.legacy
+                            else {}
+                        ),
                     }
                     for seq in gen.others
                 ]
@@ -248,7 +259,9 @@ class SimulatedTGI:
         return events
 
     def error_event(self, message: str, error_type: str) -> bytes:
-        return self.sse_prefix() + orjson.dumps({"error": message, "error_type": error_type}) + b"\n\n"
+        return (
+            self.sse_prefix() + orjson.dumps({"error": message, "error_type": error_type}) + b"\n\n"
+        )
 
 
 def _logprob(rng: random.Random) -> float:
@@ -262,7 +275,11 @@ def _top(token: dict[str, Any], n: int, rng: random.Random) -> list[dict[str, An
     for k in range(1, n):
         alt = _ALTERNATIVES[(token["id"] + k) % len(_ALTERNATIVES)]
         out.append(
-            {"id": token_id(alt), "text": alt, "logprob": round(token["logprob"] - rng.random() * 2 - 0.01, 4),
-             "special": False}
+            {
+                "id": token_id(alt),
+                "text": alt,
+                "logprob": round(token["logprob"] - rng.random() * 2 - 0.01, 4),
+                "special": False,
+            }
         )
     return out

@@ -56,7 +56,11 @@ _SAGEMAKER_ERRORS: dict[str, tuple[str, int, str]] = {
     "model_not_ready": ("ModelNotReadyException", 429, "Model is not ready to serve requests yet."),
     "throttling": ("ThrottlingException", 400, "Rate exceeded"),
     "internal_failure": ("InternalFailure", 500, "An internal failure occurred."),
-    "service_unavailable": ("ServiceUnavailable", 503, "Service is unavailable. Try your call again."),
+    "service_unavailable": (
+        "ServiceUnavailable",
+        503,
+        "Service is unavailable. Try your call again.",
+    ),
     "internal_dependency": ("InternalDependencyException", 530, "An internal dependency failed."),
 }
 
@@ -90,7 +94,9 @@ class EndpointStats:
 
 
 def sagemaker_error(code: str, status: int, message: str, **members: Any) -> Response:
-    body = {"message": message, **members} if code != "ModelError" else {"Message": message, **members}
+    body = (
+        {"message": message, **members} if code != "ModelError" else {"Message": message, **members}
+    )
     return Response(
         orjson.dumps(body),
         status_code=status,
@@ -145,20 +151,18 @@ class Emulator:
     def __init__(self, endpoints: dict[str, EndpointSpec] | None = None) -> None:
         self.endpoints: dict[str, EndpointSpec] = dict(endpoints or {})
         self.stats: dict[str, EndpointStats] = {}
-        self._fault_uses: dict[int, int] = {}
         logging.getLogger("uvicorn.error").addFilter(_QuietReset())
 
     # -- faults -------------------------------------------------------------------------------
 
-    def _take_fault(self, spec: EndpointSpec, *, streaming: bool, kinds: tuple[str, ...]) -> Fault | None:
+    def _take_fault(
+        self, spec: EndpointSpec, *, streaming: bool, kinds: tuple[str, ...]
+    ) -> Fault | None:
         for fault in spec.faults:
             if fault.kind not in kinds or (fault.streaming_only and not streaming):
                 continue
-            used = self._fault_uses.get(id(fault), 0)
-            if fault.times is not None and used >= fault.times:
-                continue
-            self._fault_uses[id(fault)] = used + 1
-            return fault
+            if fault.take():
+                return fault
         return None
 
     def set_endpoint(self, name: str, spec: EndpointSpec) -> None:
@@ -184,8 +188,11 @@ class Emulator:
             {
                 "streaming": streaming,
                 "body": body.decode("utf-8", "replace"),
-                "headers": {k: v for k, v in request.headers.items() if k.lower().startswith("x-amzn")
-                            or k.lower() in ("content-type", "accept")},
+                "headers": {
+                    k: v
+                    for k, v in request.headers.items()
+                    if k.lower().startswith("x-amzn") or k.lower() in ("content-type", "accept")
+                },
             }
         )
         slow = self._take_fault(spec, streaming=streaming, kinds=("slow_first_byte",))
@@ -194,9 +201,15 @@ class Emulator:
         fault = self._take_fault(spec, streaming=streaming, kinds=SAGEMAKER_ERRORS)
         if fault is not None:
             if fault.kind == "model_error":
-                original = fault.message or orjson.dumps(
-                    {"error": "Request failed during generation: simulated failure", "error_type": "generation"}
-                ).decode()
+                original = (
+                    fault.message
+                    or orjson.dumps(
+                        {
+                            "error": "Request failed during generation: simulated failure",
+                            "error_type": "generation",
+                        }
+                    ).decode()
+                )
                 return model_error(name, fault.status, original)
             code, status, message = _SAGEMAKER_ERRORS[fault.kind]
             return sagemaker_error(code, status, fault.message or message)
@@ -224,8 +237,14 @@ class Emulator:
             return model_error(name, exc.status, orjson.dumps(exc.to_tgi()).decode())
         if tgi_streams:
             return self._answer(name, spec, streaming, tgi.stream_events(gen), fault_allowed=True)
-        return self._answer(name, spec, streaming, [tgi.response(gen)], fault_allowed=False,
-                            content_type="application/json")
+        return self._answer(
+            name,
+            spec,
+            streaming,
+            [tgi.response(gen)],
+            fault_allowed=False,
+            content_type="application/json",
+        )
 
     def _answer(
         self,
@@ -244,10 +263,23 @@ class Emulator:
                 headers={"x-Amzn-Invoked-Production-Variant": "AllTraffic"},
             )
         fault = (
-            self._take_fault(spec, streaming=True, kinds=(
-                "tgi_error_event", "model_stream_error", "internal_stream_failure", "truncate",
-                "cut_frame", "corrupt_frame", "malformed_event", "reset", "keepalive_silence"))
-            if fault_allowed else None
+            self._take_fault(
+                spec,
+                streaming=True,
+                kinds=(
+                    "tgi_error_event",
+                    "model_stream_error",
+                    "internal_stream_failure",
+                    "truncate",
+                    "cut_frame",
+                    "corrupt_frame",
+                    "malformed_event",
+                    "reset",
+                    "keepalive_silence",
+                ),
+            )
+            if fault_allowed
+            else None
         )
         return StreamingResponse(
             self._frames(name, spec, events, fault),
@@ -306,12 +338,16 @@ class Emulator:
         prefix = b"data:" if legacy else b"data: "
         kind = fault.kind
         if kind == "tgi_error_event":
-            message = fault.message or "Request failed during generation: simulated CUDA out of memory"
+            message = (
+                fault.message or "Request failed during generation: simulated CUDA out of memory"
+            )
             yield payload_part(
                 prefix + orjson.dumps({"error": message, "error_type": fault.error_type}) + b"\n\n"
             )
         elif kind == "model_stream_error":
-            message = fault.message or STREAM_ERROR_MESSAGES.get(fault.error_code, "Model stream error.")
+            message = fault.message or STREAM_ERROR_MESSAGES.get(
+                fault.error_code, "Model stream error."
+            )
             yield stream_exception("ModelStreamError", message, fault.error_code)
         elif kind == "internal_stream_failure":
             yield stream_exception(
@@ -345,7 +381,9 @@ class Emulator:
         try:
             spec = EndpointSpec.model_validate_json(await request.body())
         except Exception as exc:
-            return Response(orjson.dumps({"error": str(exc)}), status_code=400, media_type="application/json")
+            return Response(
+                orjson.dumps({"error": str(exc)}), status_code=400, media_type="application/json"
+            )
         self.set_endpoint(name, spec)
         return Response(spec.model_dump_json(), media_type="application/json")
 
@@ -363,7 +401,9 @@ class Emulator:
         return Starlette(
             routes=[
                 Route("/endpoints/{name}/invocations", self.invoke, methods=["POST"]),
-                Route("/endpoints/{name}/invocations-response-stream", self.invoke, methods=["POST"]),
+                Route(
+                    "/endpoints/{name}/invocations-response-stream", self.invoke, methods=["POST"]
+                ),
                 Route("/_emulator/endpoints", self._admin_list, methods=["GET"]),
                 Route("/_emulator/endpoints/{name}", self._admin_put, methods=["PUT"]),
                 Route("/_emulator/endpoints/{name}/stats", self._admin_stats, methods=["GET"]),

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr
 
 from llm_gateway.core.parameters import Limits
 
@@ -39,10 +39,23 @@ OTHER_FAULTS = (
     "keepalive_silence",  # stream only ":" keep-alives for ``seconds`` before the first token
 )
 FaultKind = Literal[
-    "validation_error", "model_error", "model_not_ready", "throttling", "internal_failure",
-    "service_unavailable", "internal_dependency", "tgi_error_event", "model_stream_error",
-    "internal_stream_failure", "truncate", "cut_frame", "corrupt_frame", "malformed_event",
-    "reset", "slow_first_byte", "keepalive_silence",
+    "validation_error",
+    "model_error",
+    "model_not_ready",
+    "throttling",
+    "internal_failure",
+    "service_unavailable",
+    "internal_dependency",
+    "tgi_error_event",
+    "model_stream_error",
+    "internal_stream_failure",
+    "truncate",
+    "cut_frame",
+    "corrupt_frame",
+    "malformed_event",
+    "reset",
+    "slow_first_byte",
+    "keepalive_silence",
 ]
 
 
@@ -62,6 +75,15 @@ class Fault(BaseModel):
     error_type: str = "generation"
     # model_stream_error: SageMaker's ErrorCode (ModelInvocationTimeExceeded | StreamBroken)
     error_code: str = "ModelInvocationTimeExceeded"
+
+    _uses: int = PrivateAttr(0)
+
+    def take(self) -> bool:
+        """Count one use; False once ``times`` uses are spent."""
+        if self.times is not None and self._uses >= self.times:
+            return False
+        self._uses += 1
+        return True
 
 
 class Pacing(BaseModel):

@@ -31,7 +31,9 @@ def _http_error(exc: HTTPException) -> GatewayError:
     names = {404: "not_found", 405: "method_not_allowed"}
     detail = exc.detail if isinstance(exc.detail, str) else "Request failed"
     return GatewayError(
-        detail, status=exc.status_code, error_type=names.get(exc.status_code, "http"),
+        detail,
+        status=exc.status_code,
+        error_type=names.get(exc.status_code, "http"),
         kind=ErrorKind.CLIENT,
     )
 
@@ -49,7 +51,9 @@ def install_error_handlers(app: FastAPI) -> None:
         assert isinstance(exc, RequestValidationError)
         first = exc.errors()[0] if exc.errors() else {"loc": (), "msg": "invalid request"}
         where = ".".join(str(p) for p in first.get("loc", ()))
-        return render_error(request.url.path, request_error(f"{DESERIALIZE_PREFIX}{where}: {first['msg']}"))
+        return render_error(
+            request.url.path, request_error(f"{DESERIALIZE_PREFIX}{where}: {first['msg']}")
+        )
 
     async def unexpected(request: Request, exc: Exception) -> Response:
         # The trace goes to the server log (Starlette re-raises); the client gets JSON only.

@@ -41,8 +41,14 @@ RETRYABLE_CODES = THROTTLING_CODES | {
     "InternalDependencyException",
 }
 # What a TGI status means when its body is not TGI's JSON (axum's plain-text rejections).
-_PLAIN_STATUS_TYPES = {400: "validation", 413: "validation", 415: "validation", 422: "validation",
-                       424: "generation", 429: "overloaded"}
+_PLAIN_STATUS_TYPES = {
+    400: "validation",
+    413: "validation",
+    415: "validation",
+    422: "validation",
+    424: "generation",
+    429: "overloaded",
+}
 
 
 def is_retryable(exc: BaseException) -> bool:
@@ -69,7 +75,11 @@ def _from_model_error(response: dict[str, Any], model: str) -> GatewayError:
             body = None
         if isinstance(body, dict) and isinstance(body.get("error"), str):
             error_type = str(body.get("error_type") or "generation")
-            return tgi_error(body["error"], error_type, status=status if isinstance(status, int) and status >= 400 else None)
+            return tgi_error(
+                body["error"],
+                error_type,
+                status=status if isinstance(status, int) and status >= 400 else None,
+            )
     if isinstance(status, int) and status in _PLAIN_STATUS_TYPES and original:
         return tgi_error(str(original), _PLAIN_STATUS_TYPES[status], status=status)
     text = original or message
@@ -90,7 +100,9 @@ def from_boto_error(exc: BaseException, *, model: str, endpoint: str) -> Gateway
         if code == "ModelError":
             return _from_model_error(exc.response, model)
         if code in THROTTLING_CODES:
-            return overloaded_error(f"SageMaker is throttling requests to model '{model}': {message}")
+            return overloaded_error(
+                f"SageMaker is throttling requests to model '{model}': {message}"
+            )
         if code == "ModelNotReadyException":
             return unavailable_error(f"Model '{model}' is not ready yet: {message}")
         if code == "ServiceUnavailable":
@@ -100,7 +112,9 @@ def from_boto_error(exc: BaseException, *, model: str, endpoint: str) -> Gateway
                 f"Model '{model}' is configured with SageMaker endpoint '{endpoint}', "
                 f"which does not exist: {message}"
             )
-        return upstream_error(f"SageMaker rejected the call for model '{model}' ({code}): {message}")
+        return upstream_error(
+            f"SageMaker rejected the call for model '{model}' ({code}): {message}"
+        )
     if isinstance(exc, ReadTimeoutError):
         return timeout_error(f"Model '{model}' did not answer within the read timeout")
     if isinstance(exc, ConnectTimeoutError):
@@ -129,4 +143,6 @@ def from_stream_error(exc: EventStreamError, *, model: str) -> GatewayError:
             error_type="timeout",
             kind=ErrorKind.TIMEOUT,
         )
-    return upstream_error(f"Model '{model}' stream failed ({code}): {message}", kind=ErrorKind.STREAM)
+    return upstream_error(
+        f"Model '{model}' stream failed ({code}): {message}", kind=ErrorKind.STREAM
+    )

@@ -75,7 +75,9 @@ class EventStreamBody:
         except Exception as exc:
             if self._closed:
                 return
-            raise from_boto_error(exc, model=self._target.name, endpoint=self._target.endpoint) from None
+            raise from_boto_error(
+                exc, model=self._target.name, endpoint=self._target.endpoint
+            ) from None
 
     def close(self) -> None:
         if self._closed:
@@ -114,9 +116,13 @@ class SageMakerRuntime:
                 return operation(**kwargs)
             except Exception as exc:
                 if attempt >= attempts or not is_retryable(exc):
-                    raise from_boto_error(exc, model=target.name, endpoint=target.endpoint) from None
+                    raise from_boto_error(
+                        exc, model=target.name, endpoint=target.endpoint
+                    ) from None
                 delay = random.uniform(0, min(2.0, 0.1 * 2**attempt))  # full jitter
-                log.info("retrying %s after %s (attempt %d)", target.name, type(exc).__name__, attempt)
+                log.info(
+                    "retrying %s after %s (attempt %d)", target.name, type(exc).__name__, attempt
+                )
                 time.sleep(delay)
         raise AssertionError("unreachable")
 

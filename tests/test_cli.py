@@ -1,0 +1,119 @@
+"""``llm-gateway serve`` as ``make serve`` runs it: the banner's curl commands must work."""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+
+import pytest
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def clean_env() -> dict[str, str]:
+    env = {
+        k: v for k, v in os.environ.items() if not k.startswith(("GATEWAY_", "AWS_ENDPOINT_URL"))
+    }
+    env.pop("AWS_ACCESS_KEY_ID", None)
+    env.pop("AWS_SECRET_ACCESS_KEY", None)
+    return env
+
+
+@pytest.fixture(scope="module")
+def served():
+    port = free_port()
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "llm_gateway",
+            "serve",
+            "--port",
+            str(port),
+            "--log-level",
+            "warning",
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        env=clean_env(),
+    )
+    lines: list[str] = []
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        line = proc.stdout.readline()
+        if not line:
+            break
+        lines.append(line.rstrip("\n"))
+        if "/info" in line:  # the banner's last command
+            break
+    yield port, lines
+    proc.terminate()
+    proc.wait(timeout=10)
+
+
+def test_banner_prints_url_and_commands(served):
+    port, lines = served
+    text = "\n".join(lines)
+    assert f"listening on http://127.0.0.1:{port}" in text
+    assert "embedded SageMaker emulator (simulated TGI, not a real model)" in text
+    assert sum(line.strip().startswith("curl ") for line in lines) == 3
+
+
+def test_banner_curl_commands_work(served):
+    _, lines = served
+    commands = [line.strip() for line in lines if line.strip().startswith("curl ")]
+    generate, stream, info = (
+        subprocess.run(
+            ["bash", "-c", c], capture_output=True, text=True, timeout=30, check=True
+        ).stdout
+        for c in commands
+    )
+    assert json.loads(generate)["generated_text"]
+    events = [json.loads(line[6:]) for line in stream.splitlines() if line.startswith("data: ")]
+    assert events[-1]["details"]["generated_tokens"] == len(events)
+    assert json.loads(info)["model_id"] == "OpenAssistant/pythia-12b-sft-v8-7k-steps"
+
+
+def test_bad_config_stops_start_up_naming_the_file(tmp_path):
+    bad = tmp_path / "models.yaml"
+    bad.write_text("models:\n  - name: m\n    endpoint: e\n    limits: {max_best_of: 0}\n")
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "llm_gateway",
+            "serve",
+            "--config",
+            str(bad),
+            "--port",
+            str(free_port()),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        env=clean_env(),
+    )
+    assert result.returncode == 2
+    assert (
+        f"Invalid configuration in {bad}: model 'm' (models[0]), field 'limits.max_best_of'"
+        in result.stderr
+    )
+
+
+def test_version():
+    result = subprocess.run(
+        [sys.executable, "-m", "llm_gateway", "--version"],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    assert result.stdout.startswith("llm-gateway ")
