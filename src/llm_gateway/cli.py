@@ -73,6 +73,9 @@ def serve(args: argparse.Namespace) -> int:
 
     try:
         app = create_app(config, settings)
+    except ConfigError as exc:
+        print(f"llm-gateway: {exc}", file=sys.stderr)
+        return 2
     except NoRegionError:
         print("llm-gateway: no AWS region: set AWS_REGION (or AWS_DEFAULT_REGION)", file=sys.stderr)
         return 2

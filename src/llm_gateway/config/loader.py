@@ -75,7 +75,23 @@ def load_config_file(path: str | os.PathLike[str]) -> GatewayConfig:
         text = file.read_text(encoding="utf-8")
     except OSError as exc:
         raise ConfigError(f"Cannot read configuration file {file}: {exc.strerror or exc}") from None
-    return load_config_text(text, str(file))
+    config = load_config_text(text, str(file))
+    return _resolve_tokenizers(config, file.parent)
+
+
+def _resolve_tokenizers(config: GatewayConfig, base: Path) -> GatewayConfig:
+    """Tokenizer paths in a file are relative to the file."""
+    models = [
+        m.model_copy(update={"tokenizer": str(base / m.tokenizer)})
+        if m.tokenizer and not Path(m.tokenizer).is_absolute()
+        else m
+        for m in config.models
+    ]
+    if all(a is b for a, b in zip(models, config.models, strict=True)):
+        return config
+    return GatewayConfig.model_validate(
+        {**config.model_dump(), "models": [m.model_dump() for m in models]}
+    )
 
 
 def load_config_ssm(name: str) -> GatewayConfig:

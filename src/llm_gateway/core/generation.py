@@ -20,7 +20,8 @@ import orjson
 from llm_gateway.core.errors import GatewayError, upstream_error
 from llm_gateway.core.parameters import GenerateParameters, Limits
 from llm_gateway.core.streaming import TokenStream, UpstreamBody
-from llm_gateway.core.validation import validate
+from llm_gateway.core.tokenizer import TokenCounter
+from llm_gateway.core.validation import check_token_budget, validate
 
 
 class ModelTarget(Protocol):
@@ -50,6 +51,7 @@ class PreparedRequest:
     parameters: GenerateParameters  # after defaults; what the upstream receives
     stream: bool
     body: bytes
+    input_tokens: int | None = None  # known only when the model's tokenizer is configured
 
     @property
     def wants_details(self) -> bool:
@@ -92,11 +94,20 @@ def parse_generate_response(raw: bytes) -> tuple[str, dict[str, Any] | None]:
 
 
 class GenerationService:
-    """Runs generations against an :class:`Upstream`; blocking calls go to ``executor``."""
+    """Runs generations against an :class:`Upstream`; blocking calls go to ``executor``.
 
-    def __init__(self, upstream: Upstream, executor: Executor) -> None:
+    ``counters`` maps model names to their tokenizers, for the models that have one.
+    """
+
+    def __init__(
+        self,
+        upstream: Upstream,
+        executor: Executor,
+        counters: dict[str, TokenCounter] | None = None,
+    ) -> None:
         self.upstream = upstream
         self.executor = executor
+        self.counters = counters or {}
 
     def prepare(
         self,
@@ -109,8 +120,12 @@ class GenerationService:
         """Defaults, then TGI's validation of the effective request, then the upstream body."""
         effective = parameters.with_defaults(model.defaults)
         validate(effective, inputs, model.limits, stream=stream)
+        input_tokens = None
+        counter = self.counters.get(model.name)
+        if counter is not None:
+            input_tokens = check_token_budget(counter.count(inputs), effective, model.limits)
         body = upstream_body(inputs, effective, stream=stream)
-        return PreparedRequest(model, inputs, effective, stream, body)
+        return PreparedRequest(model, inputs, effective, stream, body, input_tokens)
 
     async def generate(self, request: PreparedRequest) -> GenerationResult:
         loop = asyncio.get_running_loop()

@@ -12,14 +12,30 @@ from starlette.middleware.cors import CORSMiddleware
 from starlette.responses import Response
 
 from llm_gateway import __version__
-from llm_gateway.config.loader import load_config
+from llm_gateway.config.loader import ConfigError, load_config
 from llm_gateway.config.schema import GatewayConfig
 from llm_gateway.config.settings import Settings
 from llm_gateway.core.generation import GenerationService, Upstream
+from llm_gateway.core.tokenizer import HFTokenizer, TokenCounter
 from llm_gateway.dialects.tgi import routes as tgi_routes
 from llm_gateway.http.context import GatewayContext
 from llm_gateway.http.errors import install_error_handlers
 from llm_gateway.http.middleware import Guard, RequestContext
+
+
+def load_counters(config: GatewayConfig) -> dict[str, TokenCounter]:
+    """The tokenizers of the models that configure one; a bad one stops start-up."""
+    counters: dict[str, TokenCounter] = {}
+    for index, model in enumerate(config.models):
+        if model.tokenizer:
+            try:
+                counters[model.name] = HFTokenizer(model.tokenizer)
+            except Exception as exc:
+                raise ConfigError(
+                    f"Invalid configuration: model '{model.name}' (models[{index}]), "
+                    f"field 'tokenizer': cannot load {model.tokenizer}: {exc}"
+                ) from None
+    return counters
 
 
 def create_app(
@@ -38,7 +54,8 @@ def create_app(
     executor = ThreadPoolExecutor(
         max_workers=settings.max_connections + 8, thread_name_prefix="upstream"
     )
-    ctx = GatewayContext(config, settings, GenerationService(upstream, executor))
+    service = GenerationService(upstream, executor, load_counters(config))
+    ctx = GatewayContext(config, settings, service)
 
     app = FastAPI(
         title="SageMaker LLM Gateway",
