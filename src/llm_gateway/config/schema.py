@@ -22,25 +22,11 @@ from pydantic import (
 from llm_gateway.core.errors import GatewayError
 from llm_gateway.core.parameters import GenerateParameters, Limits
 from llm_gateway.core.validation import validate
+from llm_gateway.templates.families import FAMILIES
+from llm_gateway.templates.jinja import compile_template
 
 # Names fixed by the product contract (SPEC §6); "none" sends prompts as they are.
-TEMPLATE_FAMILIES = (
-    "none",
-    "openassistant",
-    "llama2",
-    "llama3",
-    "mistral",
-    "falcon",
-    "starchat",
-    "vicuna",
-    "zephyr",
-    "chatml",
-    "redpajama",
-    "alpaca",
-    "gemma",
-    "phi3",
-    "instruction",
-)
+TEMPLATE_FAMILIES = ("none", *FAMILIES)
 
 # SageMaker's EndpointName / InferenceComponentName patterns (service-2.json).
 EndpointName = Annotated[
@@ -66,6 +52,15 @@ class ChatTemplate(BaseModel):
     stop: list[str] = Field(default_factory=list)
     # Whether the model's tokenizer adds BOS itself on TGI's raw-prompt path.
     add_bos_token: bool = True
+
+    @field_validator("chat_template")
+    @classmethod
+    def _compiles(cls, value: str) -> str:
+        try:
+            compile_template(value)
+        except Exception as exc:
+            raise ValueError(f"chat_template does not compile: {exc}") from None
+        return value
 
 
 class ModelConfig(BaseModel):
