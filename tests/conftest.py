@@ -29,12 +29,30 @@ ENDPOINTS: dict[str, dict[str, Any]] = {
     "faulty-endpoint": {"tgi_version": "3.x"},
 }
 
+GEMMA_TEMPLATE = (
+    "{{ bos_token }}{% if messages[0]['role'] == 'system' %}{{ raise_exception('System role not "
+    "supported') }}{% endif %}{% for message in messages %}{{ '<start_of_turn>' + message['role'] "
+    "+ '\\n' + message['content'] | trim + '<end_of_turn>\\n' }}{% endfor %}"
+    "{% if add_generation_prompt %}{{'<start_of_turn>model\\n'}}{% endif %}"
+)
+
 MODELS: list[dict[str, Any]] = [
-    {"name": "tgi3", "endpoint": "tgi3-endpoint", "model_id": "test/tgi3"},
-    {"name": "tgi082", "endpoint": "tgi082-endpoint"},
+    {"name": "tgi3", "endpoint": "tgi3-endpoint", "model_id": "test/tgi3", "template": "chatml"},
+    {"name": "tgi082", "endpoint": "tgi082-endpoint", "template": "llama2"},
+    {"name": "mistral", "endpoint": "tgi3-endpoint", "template": "mistral"},
+    {"name": "chat-api", "endpoint": "tgi3-endpoint", "chat_api": True},
+    {
+        "name": "gemma-jinja",
+        "endpoint": "tgi3-endpoint",
+        "template": {
+            "chat_template": GEMMA_TEMPLATE,
+            "bos_token": "<bos>",
+            "stop": ["<end_of_turn>"],
+        },
+    },
     {"name": "split", "endpoint": "split-endpoint"},
     {"name": "bytes", "endpoint": "bytes-endpoint"},
-    {"name": "faulty", "endpoint": "faulty-endpoint"},
+    {"name": "faulty", "endpoint": "faulty-endpoint", "template": "zephyr"},
     {"name": "missing", "endpoint": "no-such-endpoint"},
     {
         "name": "with-defaults",

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Callable
 from concurrent.futures import Executor
 from dataclasses import dataclass
 from typing import Any, Protocol
@@ -19,6 +20,7 @@ import orjson
 
 from llm_gateway.core.errors import GatewayError, upstream_error
 from llm_gateway.core.parameters import GenerateParameters, Limits
+from llm_gateway.core.sse import StreamDecoder
 from llm_gateway.core.streaming import TokenStream, UpstreamBody
 from llm_gateway.core.tokenizer import TokenCounter
 from llm_gateway.core.validation import check_token_budget, validate
@@ -138,8 +140,16 @@ class GenerationService:
 
     def stream(self, request: PreparedRequest) -> TokenStream:
         """Start the upstream stream now; events are read with :meth:`TokenStream.next`."""
-        upstream, model, body = self.upstream, request.model, request.body
-        return TokenStream(lambda: upstream.invoke_stream(model, body), self.executor).start()
+        return self.stream_body(request.model, request.body)
+
+    def stream_body(
+        self, model: ModelTarget, body: bytes, decoder: Callable[[], StreamDecoder] = StreamDecoder
+    ) -> TokenStream:
+        """Stream any upstream body (e.g. a Messages API request) with the given decoder."""
+        upstream = self.upstream
+        return TokenStream(
+            lambda: upstream.invoke_stream(model, body), self.executor, decoder
+        ).start()
 
 
 __all__ = [

@@ -54,6 +54,9 @@ RUST_TYPES: dict[str, str] = {
 }
 
 
+SAMPLING_FIELDS = frozenset({"temperature", "top_p", "top_k", "typical_p"})
+
+
 class Grammar(BaseModel):
     """TGI's ``GrammarType``: ``{"type": "json" | "json_object" | "regex" | "json_schema", "value": …}``."""
 
@@ -106,13 +109,20 @@ class GenerateParameters(BaseModel):
         )
 
     def with_defaults(self, defaults: GenerateParameters | None) -> GenerateParameters:
-        """Fill what the client left unset from a model's configured defaults."""
+        """Fill what the client left unset from a model's configured defaults.
+
+        A client that asks for greedy decoding (``do_sample: false``) keeps it: the sampling
+        defaults (temperature, top_p, top_k, typical_p) would turn sampling on in TGI.
+        """
         if defaults is None:
             return self
+        greedy = self.do_sample is False
         updates = {
             name: value
             for name, value in defaults.__dict__.items()
-            if value is not None and getattr(self, name) in (None, [])
+            if value is not None
+            and getattr(self, name) in (None, [])
+            and not (greedy and name in SAMPLING_FIELDS)
         }
         return self.model_copy(update=updates) if updates else self
 

@@ -79,6 +79,29 @@ def normalise_token(token: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+# TGI's error texts start with their InferError's Display; ≥ 2.4.1 chat streams send only the
+# text and a hard-coded 422, so the type is read back from the text.
+_ERROR_PREFIXES = (
+    ("Input validation error", "validation"),
+    ("Template error", "template_error"),
+    ("Tool error", "tool_error"),
+    ("Model is overloaded", "overloaded"),
+    ("Incomplete generation stream", "incomplete_generation_stream"),
+    ("Incomplete generation", "incomplete_generation"),
+)
+
+
+def error_event(obj: dict[str, Any]) -> GatewayError:
+    """A TGI error event: ``{"error": "…", "error_type": "…"}`` or, from TGI ≥ 2.4.1 chat
+    streams, ``{"error": {"message": "…", "http_status_code": 422}}``."""
+    error = obj["error"]
+    if isinstance(error, dict):
+        message = str(error.get("message", error))
+        error_type = next((t for p, t in _ERROR_PREFIXES if message.startswith(p)), "generation")
+        return tgi_error(message, error_type)
+    return tgi_error(str(error), str(obj.get("error_type") or "generation"))
+
+
 def malformed(detail: str) -> GatewayError:
     return upstream_error(f"The model endpoint sent an unreadable stream event: {detail}")
 
@@ -134,7 +157,7 @@ class StreamDecoder:
         else:
             return None  # event:, id:, retry: fields carry nothing for TGI streams
         if payload == b"[DONE]":
-            return None
+            return self._done()
         try:
             obj = orjson.loads(payload)
         except orjson.JSONDecodeError:
@@ -144,12 +167,8 @@ class StreamDecoder:
         return self._event(obj)
 
     def _event(self, obj: dict[str, Any]) -> TokenEvent | GatewayError:
-        error = obj.get("error")
-        if error is not None:
-            if isinstance(error, dict):  # OpenAI-style error object (TGI ≥ 2.4.1 chat streams)
-                message = str(error.get("message", error))
-                return self._fail(tgi_error(message, "generation"))
-            return self._fail(tgi_error(str(error), str(obj.get("error_type") or "generation")))
+        if obj.get("error") is not None:
+            return self._fail(error_event(obj))
         token = obj.get("token")
         if not isinstance(token, dict):
             return self._fail(malformed("no token"))
@@ -167,6 +186,47 @@ class StreamDecoder:
             self.finished = True
         return event
 
+    def _done(self) -> None:
+        """``data: [DONE]``: generate streams never send it; tolerated and ignored."""
+        return None
+
     def _fail(self, error: GatewayError) -> GatewayError:
         self.finished = True
         return error
+
+
+@dataclass(slots=True)
+class ChatChunk:
+    """One ``chat.completion.chunk`` of TGI's Messages API, as the endpoint sent it."""
+
+    data: dict[str, Any]
+    is_last = False
+
+
+class ChatChunkDecoder(StreamDecoder):
+    """The same framing for TGI's Messages API streams: chunks until ``data: [DONE]``."""
+
+    __slots__ = ("_saw_finish",)
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._saw_finish = False
+
+    def _event(self, obj: dict[str, Any]) -> ChatChunk | GatewayError:  # type: ignore[override]
+        if obj.get("error") is not None:
+            return self._fail(error_event(obj))
+        choices = obj.get("choices")
+        if not isinstance(choices, list):
+            return self._fail(malformed("no choices"))
+        if any(isinstance(c, dict) and c.get("finish_reason") for c in choices):
+            self._saw_finish = True
+        return ChatChunk(obj)
+
+    def _done(self) -> None:
+        self.finished = True
+        return None
+
+    def close(self) -> list[TokenEvent | GatewayError]:
+        if not self.finished and self._saw_finish:
+            self.finished = True  # TGI < 2.2 ends chat streams without [DONE]
+        return super().close()

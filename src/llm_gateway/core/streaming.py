@@ -53,8 +53,14 @@ class TokenStream:
     ``first_token_at`` when the first token arrived.
     """
 
-    def __init__(self, open_upstream: Callable[[], UpstreamBody], executor: Executor) -> None:
+    def __init__(
+        self,
+        open_upstream: Callable[[], UpstreamBody],
+        executor: Executor,
+        decoder: Callable[[], StreamDecoder] = StreamDecoder,
+    ) -> None:
         self._open_upstream = open_upstream
+        self._decoder = decoder
         self._executor = executor
         self._queue: asyncio.Queue[list[Item]] = asyncio.Queue()
         self._pending: deque[Item] = deque()
@@ -85,7 +91,7 @@ class TokenStream:
             pass
 
     def _pump(self) -> None:
-        decoder = StreamDecoder()
+        decoder = self._decoder()
         body: UpstreamBody | None = None
         try:
             body = self._open_upstream()

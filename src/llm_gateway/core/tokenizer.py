@@ -9,7 +9,16 @@ them (TGI 0.8.x streams).
 
 from __future__ import annotations
 
+import re
 from typing import Protocol
+
+_PIECES = re.compile(r"\s*[A-Za-z0-9']+|\s*[^\sA-Za-z0-9']|\s+")
+
+
+def estimate_tokens(text: str) -> int:
+    """A rough count (words and punctuation) for when neither the endpoint nor a configured
+    tokenizer can tell; answers that use it say so."""
+    return len(_PIECES.findall(text))
 
 
 class TokenCounter(Protocol):

@@ -19,6 +19,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
+import time
 import uuid
 from collections import deque
 from collections.abc import AsyncIterator
@@ -35,7 +36,13 @@ from llm_gateway.core.decoding import decode, loads
 from llm_gateway.core.errors import GatewayError, request_error
 from llm_gateway.core.parameters import GenerateRequest
 from llm_gateway.emulator.eventstream import payload_part, stream_exception
-from llm_gateway.emulator.model import SimulatedTGI
+from llm_gateway.emulator.model import (
+    SimulatedTGI,
+    chat_error_events,
+    chat_request,
+    chat_response,
+    chat_stream_events,
+)
 from llm_gateway.emulator.spec import SAGEMAKER_ERRORS, EndpointSpec, Fault
 
 ACCOUNT = "123456789012"
@@ -219,6 +226,13 @@ class Emulator:
             data = loads(body)
         except GatewayError as exc:  # axum: 400 "Failed to parse the request body as JSON"
             return model_error(name, exc.status, exc.message)
+        if (
+            isinstance(data, dict)
+            and isinstance(data.get("messages"), list)
+            and "inputs" not in data
+            and not tgi.legacy
+        ):
+            return self._chat(name, spec, streaming, tgi, data)
         try:
             if not isinstance(data, dict) or not isinstance(data.get("inputs"), str):
                 raise request_error(UNTAGGED_ENUM)
@@ -242,6 +256,43 @@ class Emulator:
             spec,
             streaming,
             [tgi.response(gen)],
+            fault_allowed=False,
+            content_type="application/json",
+        )
+
+    def _chat(
+        self,
+        name: str,
+        spec: EndpointSpec,
+        streaming: bool,
+        tgi: SimulatedTGI,
+        data: dict[str, Any],
+    ) -> Response:
+        """TGI's Messages API: a chat payload on ``/invocations`` (TGI >= 2.4)."""
+        model = str(data.get("model") or "tgi")
+        model = spec.model_id if model == "tgi" else model
+        created = int(time.time())
+        try:
+            req = chat_request(data)
+        except Exception:
+            return model_error(name, 422, UNTAGGED_ENUM)
+        try:
+            gen = tgi.prepare(req, stream=bool(req.stream))
+        except GatewayError as exc:
+            if req.stream:
+                return self._answer(
+                    name, spec, streaming, chat_error_events(exc.message), fault_allowed=False
+                )
+            return model_error(name, exc.status, orjson.dumps(exc.to_tgi()).decode())
+        if req.stream:
+            options = data.get("stream_options") or {}
+            events = chat_stream_events(gen, model, created, bool(options.get("include_usage")))
+            return self._answer(name, spec, streaming, events, fault_allowed=True)
+        return self._answer(
+            name,
+            spec,
+            streaming,
+            [chat_response(gen, model, created)],
             fault_allowed=False,
             content_type="application/json",
         )

@@ -17,10 +17,12 @@ from llm_gateway.config.schema import GatewayConfig
 from llm_gateway.config.settings import Settings
 from llm_gateway.core.generation import GenerationService, Upstream
 from llm_gateway.core.tokenizer import HFTokenizer, TokenCounter
+from llm_gateway.dialects.openai import routes as openai_routes
 from llm_gateway.dialects.tgi import routes as tgi_routes
 from llm_gateway.http.context import GatewayContext
 from llm_gateway.http.errors import install_error_handlers
 from llm_gateway.http.middleware import Guard, RequestContext
+from llm_gateway.templates import template_for
 
 
 def load_counters(config: GatewayConfig) -> dict[str, TokenCounter]:
@@ -55,7 +57,8 @@ def create_app(
         max_workers=settings.max_connections + 8, thread_name_prefix="upstream"
     )
     service = GenerationService(upstream, executor, load_counters(config))
-    ctx = GatewayContext(config, settings, service)
+    templates = {model.name: template_for(model.template) for model in config.models}
+    ctx = GatewayContext(config, settings, service, templates)
 
     app = FastAPI(
         title="SageMaker LLM Gateway",
@@ -75,6 +78,7 @@ def create_app(
         return Response(status_code=200)
 
     app.include_router(tgi_routes.build_router(ctx))
+    app.include_router(openai_routes.build_router(ctx))
 
     app.add_middleware(Guard, settings=settings)
     if settings.cors_origins:

@@ -11,6 +11,7 @@ from llm_gateway.config.settings import Settings
 from llm_gateway.core.errors import model_not_found
 from llm_gateway.core.generation import GenerationService
 from llm_gateway.http.timing import Timing
+from llm_gateway.templates import PromptTemplate
 
 
 @dataclass(frozen=True, slots=True)
@@ -18,6 +19,7 @@ class GatewayContext:
     config: GatewayConfig
     settings: Settings
     service: GenerationService
+    templates: dict[str, PromptTemplate]  # by model name
 
     def model(self, name: str | None) -> ModelConfig:
         """The named model, or the default one; unknown names are 404 ``model_not_found``."""

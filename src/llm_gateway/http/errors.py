@@ -6,6 +6,7 @@ Routes under ``/v1/`` speak OpenAI's dialect; everything else speaks TGI's
 
 from __future__ import annotations
 
+import orjson
 from fastapi import FastAPI
 from fastapi.exceptions import RequestValidationError
 from starlette.exceptions import HTTPException
@@ -14,6 +15,7 @@ from starlette.responses import Response
 
 from llm_gateway.core.decoding import DESERIALIZE_PREFIX
 from llm_gateway.core.errors import ErrorKind, GatewayError, request_error
+from llm_gateway.dialects.openai.encoding import error_body as openai_error_body
 from llm_gateway.dialects.tgi.encoding import error_body
 from llm_gateway.http.responses import JSONBytesResponse
 
@@ -24,6 +26,9 @@ def render_error(path: str, error: GatewayError) -> Response:
         headers["retry-after"] = str(error.retry_after)
     if error.kind is ErrorKind.AUTH:
         headers["www-authenticate"] = "Bearer"
+    if path.startswith("/v1/"):
+        status, body = openai_error_body(error)
+        return JSONBytesResponse(orjson.dumps(body), status_code=status, headers=headers)
     return JSONBytesResponse(error_body(error), status_code=error.status, headers=headers)
 
 

@@ -1,0 +1,162 @@
+"""One OpenAI request on its way through the core: prompt to prepared TGI request, then a
+streamed or buffered answer in OpenAI's shapes."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from typing import Any
+
+from starlette.requests import Request
+from starlette.responses import Response
+
+from llm_gateway.config.schema import ModelConfig
+from llm_gateway.core.generation import PreparedRequest
+from llm_gateway.core.sse import TokenEvent
+from llm_gateway.core.stops import cut_at_stop, merge_stops
+from llm_gateway.core.streaming import TokenStream
+from llm_gateway.core.tokenizer import estimate_tokens
+from llm_gateway.dialects.openai.encoding import (
+    OpenAIStreamEncoder,
+    chat_logprob,
+    finish_reason,
+    text_logprobs,
+    usage_body,
+)
+from llm_gateway.dialects.openai.mapping import Sampling
+from llm_gateway.http.context import GatewayContext, request_timing
+from llm_gateway.http.sse import stream_response
+
+
+async def collect(stream: TokenStream) -> list[TokenEvent]:
+    """Every event of a stream (a buffered answer built from TGI's stream)."""
+    events: list[TokenEvent] = []
+    try:
+        while True:
+            event = await stream.next(None)
+            if event is not None:
+                events.append(event)
+    except StopAsyncIteration:
+        return events
+    finally:
+        stream.close()
+
+
+class Generation:
+    """One OpenAI request on its way through the core."""
+
+    def __init__(
+        self, ctx: GatewayContext, request: Request, model: ModelConfig, chat: bool
+    ) -> None:
+        self.ctx = ctx
+        self.request = request
+        self.model = model
+        self.chat = chat
+        request_id = request.scope.get("state", {}).get("request_id", "")
+        self.id = f"{'chatcmpl' if chat else 'cmpl'}-{request_id}"
+        self.created = int(time.time())
+
+    def prompt_tokens(
+        self, prepared: PreparedRequest
+    ) -> Callable[[dict[str, Any] | None], tuple[int, bool]]:
+        def count(details: dict[str, Any] | None) -> tuple[int, bool]:
+            if details and isinstance(details.get("input_length"), int):
+                return details["input_length"], False
+            if prepared.input_tokens is not None:
+                return prepared.input_tokens, False
+            return estimate_tokens(prepared.inputs), True
+
+        return count
+
+    def prepare(
+        self, prompt: str, sampling: Sampling, template_stop: tuple[str, ...]
+    ) -> PreparedRequest:
+        limits = self.model.limits
+        defaults = self.model.defaults
+        client = sampling.client_stop or tuple((defaults.stop if defaults else None) or ())
+        stops = merge_stops(client, template_stop, limits.max_stop_sequences)
+        parameters = sampling.parameters.model_copy(update={"stop": stops or None})
+        return self.ctx.service.prepare(self.model, prompt, parameters, stream=True)
+
+    def encoder(
+        self, prepared: PreparedRequest, sampling: Sampling, echo: str = ""
+    ) -> OpenAIStreamEncoder:
+        return OpenAIStreamEncoder(
+            chat=self.chat,
+            completion_id=self.id,
+            model=self.model.name,
+            created=self.created,
+            stops=list(prepared.parameters.stop or ()),
+            include_usage=sampling.include_usage,
+            logprobs=sampling.top_logprobs is not None,
+            prompt_tokens=self.prompt_tokens(prepared),
+            echo=echo,
+        )
+
+    async def stream(
+        self, prepared: PreparedRequest, sampling: Sampling, echo: str = ""
+    ) -> Response:
+        settings = self.ctx.settings
+        encoder = self.encoder(prepared, sampling, echo)
+        return await stream_response(
+            self.ctx.service.stream(prepared),
+            encoder,
+            timing=request_timing(self.request),
+            commit_after=settings.stream_commit_seconds,
+            heartbeat=settings.heartbeat_seconds,
+        )
+
+    async def choice(
+        self, prepared: PreparedRequest, sampling: Sampling, index: int, echo: str = ""
+    ) -> dict[str, Any]:
+        """One buffered choice: text without stop sequences, finish reason, usage, logprobs."""
+        stream = self.ctx.service.stream(prepared)
+        events = await collect(stream)
+        timing = request_timing(self.request)
+        timing.upstream = (stream.finished_at or time.perf_counter()) - stream.started_at
+        last = events[-1]
+        raw = last.generated_text or "".join(
+            e.token["text"] for e in events if not e.token["special"]
+        )
+        text, cut = cut_at_stop(raw, prepared.parameters.stop or ())
+        details = last.details or {}
+        prompt, estimated = self.prompt_tokens(prepared)(last.details)
+        generated = details.get("generated_tokens", len(events))
+        choice: dict[str, Any] = {"index": index}
+        logprobs = None
+        if sampling.top_logprobs is not None:
+            kept, length = [], 0
+            for e in events:
+                if e.token["special"] or length >= len(text):
+                    continue
+                kept.append((e.token, e.top_tokens))
+                length += len(e.token["text"])
+            if self.chat:
+                logprobs = {"content": [chat_logprob(t, top) for t, top in kept]}
+            else:
+                logprobs = text_logprobs(kept, len(echo))
+        if self.chat:
+            choice["message"] = {"role": "assistant", "content": text}
+        else:
+            choice["text"] = echo + text
+        choice["logprobs"] = logprobs
+        choice["finish_reason"] = finish_reason(details.get("finish_reason"), cut)
+        choice["usage"] = usage_body(prompt, generated, estimated)
+        return choice
+
+    def body(self, choices: list[dict[str, Any]]) -> dict[str, Any]:
+        usages = [c.pop("usage") for c in choices]
+        usage = usage_body(
+            sum(u["prompt_tokens"] for u in usages),
+            sum(u["completion_tokens"] for u in usages),
+            any(u.get("prompt_tokens_estimated") for u in usages),
+        )
+        return {
+            "id": self.id,
+            "object": "chat.completion" if self.chat else "text_completion",
+            "created": self.created,
+            "model": self.model.name,
+            "system_fingerprint": None,
+            "choices": choices,
+            "usage": usage,
+        }

@@ -1,0 +1,160 @@
+"""OpenAI parameters to TGI's ``GenerateParameters``: the mapping tabled in the README.
+
+| OpenAI                                  | TGI                                                   |
+|-----------------------------------------|-------------------------------------------------------|
+| ``max_completion_tokens``/``max_tokens``| ``max_new_tokens``                                    |
+| ``temperature: 0``                      | greedy (``do_sample: false``, no temperature)         |
+| ``temperature: t > 0``                  | ``temperature: t``, ``do_sample: true``               |
+| ``top_p: 1``                            | omitted (TGI rejects 1.0); ``top_p: 0`` is greedy     |
+| ``stop`` (string or list)               | ``stop``, plus the template's default stops           |
+| ``seed``                                | ``seed``                                              |
+| ``frequency_penalty``                   | ``frequency_penalty`` (same range and meaning)        |
+| ``presence_penalty: p``                 | ``repetition_penalty: 2 ** (p / 2)`` (0 → omitted)    |
+| ``logprobs``/``top_logprobs``           | token ``details`` / ``top_n_tokens``                  |
+| ``n > 1``                               | 400: not supported                                    |
+
+Out-of-range values are a 400 naming the OpenAI parameter, checked here before TGI's own rules.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from llm_gateway.core.errors import GatewayError, request_error
+from llm_gateway.core.parameters import U64_MAX, GenerateParameters, Grammar, Limits
+from llm_gateway.dialects.openai.schemas import (
+    ChatCompletionRequest,
+    CompletionRequest,
+    SamplingFields,
+)
+
+
+def invalid(message: str, param: str) -> GatewayError:
+    return request_error(message, status=400, param=param)
+
+
+def _in_range(value: float | None, low: float, high: float, name: str) -> None:
+    if value is not None and not low <= value <= high:
+        raise invalid(f"Invalid '{name}': {value} is not between {low:g} and {high:g}.", name)
+
+
+@dataclass(frozen=True, slots=True)
+class Sampling:
+    """What a request asks of the generation, in TGI terms, plus what the encoders need."""
+
+    parameters: GenerateParameters
+    client_stop: tuple[str, ...]
+    stream: bool
+    include_usage: bool
+    top_logprobs: int | None  # None: no logprobs asked
+
+
+def _stops(value: str | list[str] | None, limits: Limits) -> tuple[str, ...]:
+    stops = [value] if isinstance(value, str) else list(value or ())
+    if len(stops) > limits.max_stop_sequences:
+        raise invalid(
+            f"`stop` supports up to {limits.max_stop_sequences} stop sequences. Given: {len(stops)}",
+            "stop",
+        )
+    return tuple(stops)
+
+
+def _common(req: SamplingFields, limits: Limits, max_tokens: int | None) -> dict[str, object]:
+    if req.n not in (None, 1):
+        raise invalid("Only `n: 1` is supported: each request generates one choice.", "n")
+    _in_range(req.temperature, 0, 2, "temperature")
+    _in_range(req.top_p, 0, 1, "top_p")
+    _in_range(req.frequency_penalty, -2, 2, "frequency_penalty")
+    _in_range(req.presence_penalty, -2, 2, "presence_penalty")
+    if max_tokens is not None and max_tokens < 1:
+        raise invalid(f"Invalid 'max_tokens': {max_tokens} must be at least 1.", "max_tokens")
+    if req.seed is not None and not 0 <= req.seed <= U64_MAX:
+        raise invalid(f"Invalid 'seed': {req.seed} is not between 0 and {U64_MAX}.", "seed")
+    if req.top_k is not None and req.top_k < 1:
+        raise invalid(f"Invalid 'top_k': {req.top_k} must be at least 1.", "top_k")
+    if req.repetition_penalty is not None and req.repetition_penalty <= 0:
+        raise invalid(
+            "Invalid 'repetition_penalty': it must be greater than 0.", "repetition_penalty"
+        )
+
+    greedy = req.temperature == 0 or req.top_p == 0
+    repetition = req.repetition_penalty
+    if repetition is None and req.presence_penalty:
+        repetition = 2 ** (req.presence_penalty / 2)
+    return {
+        "max_new_tokens": max_tokens,
+        "temperature": None if greedy else req.temperature,
+        "top_p": None if greedy or req.top_p in (None, 1) else req.top_p,
+        "top_k": None if greedy else req.top_k,
+        "do_sample": not greedy,
+        "seed": req.seed,
+        "frequency_penalty": req.frequency_penalty or None,
+        "repetition_penalty": repetition,
+        "details": True,
+    }
+
+
+def _top_n(top: int | None, limits: Limits, param: str) -> int | None:
+    if top is None:
+        return None
+    if not 0 <= top <= limits.max_top_n_tokens:
+        raise invalid(
+            f"Invalid '{param}': {top} is not between 0 and {limits.max_top_n_tokens} "
+            "(the model's max_top_n_tokens).",
+            param,
+        )
+    return top
+
+
+def chat_sampling(req: ChatCompletionRequest, limits: Limits) -> Sampling:
+    max_tokens = (
+        req.max_completion_tokens if req.max_completion_tokens is not None else req.max_tokens
+    )
+    fields = _common(req, limits, max_tokens)
+    top = _top_n(req.top_logprobs, limits, "top_logprobs") if req.logprobs else None
+    if req.top_logprobs is not None and not req.logprobs:
+        raise invalid("`top_logprobs` requires `logprobs: true`.", "top_logprobs")
+    if top:
+        fields["top_n_tokens"] = top
+    if req.tools:
+        raise invalid("Tools are not supported by this model's prompt template.", "tools")
+    fmt = req.response_format
+    if fmt is not None and fmt.type == "json_object":
+        raise invalid(
+            "`response_format: json_object` is not supported; use `json_schema` with a schema.",
+            "response_format",
+        )
+    if fmt is not None and fmt.type == "json_schema":
+        schema = (fmt.json_schema or {}).get("schema")
+        if not isinstance(schema, dict):
+            raise invalid(
+                "`response_format.json_schema.schema` must be an object.", "response_format"
+            )
+        fields["grammar"] = Grammar(type="json", value=schema)
+    return Sampling(
+        parameters=GenerateParameters(**fields),
+        client_stop=_stops(req.stop, limits),
+        stream=bool(req.stream),
+        include_usage=bool(req.stream_options and req.stream_options.include_usage),
+        top_logprobs=(top or 0) if req.logprobs else None,
+    )
+
+
+def completion_sampling(req: CompletionRequest, limits: Limits) -> Sampling:
+    if req.suffix:
+        raise invalid(
+            "Suffix is not supported and can be achieved by preprocessing the prompt.", "suffix"
+        )
+    if req.best_of not in (None, 1):
+        raise invalid("Only `best_of: 1` is supported.", "best_of")
+    fields = _common(req, limits, req.max_tokens)
+    top = _top_n(req.logprobs, limits, "logprobs")
+    if top:
+        fields["top_n_tokens"] = top
+    return Sampling(
+        parameters=GenerateParameters(**fields),
+        client_stop=_stops(req.stop, limits),
+        stream=bool(req.stream),
+        include_usage=bool(req.stream_options and req.stream_options.include_usage),
+        top_logprobs=top,
+    )
