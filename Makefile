@@ -3,8 +3,11 @@ PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
+# AWS SAM CLI and cfn-lint live in their own virtualenv: aws-sam-cli's pins conflict with the app's.
+SAM_VENV  := .venv-sam
+SAM_STAMP := $(SAM_VENV)/.installed
 
-.PHONY: install serve emulate test bench lint format clean
+.PHONY: install sam-tools serve emulate test bench lint format clean
 
 $(STAMP): pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
@@ -16,13 +19,21 @@ $(STAMP): pyproject.toml constraints.txt
 
 install: $(STAMP)
 
+$(SAM_STAMP): scripts/requirements-sam.txt
+	$(PYTHON) -m venv $(SAM_VENV)
+	$(SAM_VENV)/bin/python -m pip install -q --upgrade pip
+	$(SAM_VENV)/bin/python -m pip install -q -r scripts/requirements-sam.txt
+	touch $(SAM_STAMP)
+
+sam-tools: $(SAM_STAMP)
+
 serve: $(STAMP)
 	$(BIN)/llm-gateway serve
 
 emulate: $(STAMP)
 	$(BIN)/llm-gateway emulate
 
-test: $(STAMP)
+test: $(STAMP) $(SAM_STAMP)
 	$(BIN)/python -m pytest
 
 bench: $(STAMP)

@@ -1,0 +1,292 @@
+"""template.yaml as CloudFormation sees it after its transforms, in both streaming modes."""
+
+from __future__ import annotations
+
+import json
+import re
+from typing import Any
+
+import pytest
+
+from llm_gateway.config.loader import parse_config
+from tests.deploy.conftest import transformed
+
+STREAM_URI = re.compile(
+    r"^arn:aws:apigateway:\$\{AWS::Region\}:lambda:path/2021-11-15/functions/"
+    r"\$\{GatewayFunction\.Arn\}/response-streaming-invocations$"
+)
+BUFFERED_URI = re.compile(
+    r"^arn:aws:apigateway:\$\{AWS::Region\}:lambda:path/2015-03-31/functions/"
+    r"\$\{GatewayFunction\.Arn\}/invocations$"
+)
+ACCOUNT, REGION = "123456789012", "us-east-1"  # scripts/sam_transform.py's pseudo parameters
+HTTP_METHODS = {"get", "put", "post", "delete", "options", "head", "patch"}
+
+
+def resources(template: dict[str, Any], kind: str) -> dict[str, dict[str, Any]]:
+    return {k: v for k, v in template["Resources"].items() if v["Type"] == kind}
+
+
+def api_body(template: dict[str, Any]) -> dict[str, Any]:
+    return template["Resources"]["GatewayApi"]["Properties"]["Body"]
+
+
+def operations(template: dict[str, Any]) -> dict[tuple[str, str], dict[str, Any]]:
+    ops = {}
+    for path, item in api_body(template)["paths"].items():
+        for method, op in item.items():
+            if method in HTTP_METHODS or method == "x-amazon-apigateway-any-method":
+                ops[(path, "ANY" if method.startswith("x-") else method.upper())] = op
+    return ops
+
+
+def function(template: dict[str, Any]) -> dict[str, Any]:
+    return template["Resources"]["GatewayFunction"]["Properties"]
+
+
+def uri(op: dict[str, Any]) -> str:
+    value = op["x-amazon-apigateway-integration"]["uri"]
+    return value["Fn::Sub"] if isinstance(value, dict) else value
+
+
+def test_routes_proxy_everything_and_only_health_and_preflights_are_open(stream_template):
+    ops = operations(stream_template)
+    assert set(ops) == {
+        ("/health", "GET"),
+        ("/", "ANY"),
+        ("/{proxy+}", "ANY"),
+        ("/", "OPTIONS"),
+        ("/{proxy+}", "OPTIONS"),
+    }
+    for (path, method), op in ops.items():
+        integration = op["x-amazon-apigateway-integration"]
+        assert integration["type"] == "aws_proxy" and integration["httpMethod"] == "POST"
+        schemes = {name for requirement in op["security"] for name in requirement}
+        if path == "/health" or method == "OPTIONS":
+            assert schemes <= {"NONE"}, (path, method, op["security"])
+        else:  # a key is required, through the authorizer
+            assert schemes == {"KeyAuthorizer", "api_key"}, (path, method)
+
+
+def test_stream_mode_every_route_streams(stream_template):
+    ops = operations(stream_template)
+    for key, op in ops.items():
+        integration = op["x-amazon-apigateway-integration"]
+        assert STREAM_URI.match(uri(op)), (key, uri(op))
+        assert integration["responseTransferMode"] == "STREAM", key
+        assert integration["timeoutInMillis"] == 900_000, key
+
+
+def test_stream_mode_function_runs_the_web_adapter(stream_template):
+    props = function(stream_template)
+    assert props["Runtime"] == "python3.12"
+    assert props["Handler"] == "run.sh"
+    assert props["Timeout"] == 900
+    env = props["Environment"]["Variables"]
+    assert env["AWS_LAMBDA_EXEC_WRAPPER"] == "/opt/bootstrap"
+    assert env["AWS_LWA_INVOKE_MODE"] == "response_stream"
+    assert env["AWS_LWA_READINESS_CHECK_PATH"] == "/health"
+    assert env["AWS_LWA_PORT"] == "8080"
+    assert "GATEWAY_API_KEYS" not in env  # API Gateway checks keys
+    layers = props["Layers"]
+    assert layers[0] == {"Ref": next(iter(resources(stream_template, "AWS::Lambda::LayerVersion")))}
+    assert layers[1] == "arn:aws:lambda:us-east-1:753240598075:layer:LambdaAdapterLayerX86:25"
+    arm = function(transformed(Architecture="arm64", WebAdapterLayerVersion="26"))
+    assert arm["Layers"][1] == (
+        "arn:aws:lambda:us-east-1:753240598075:layer:LambdaAdapterLayerArm64:26"
+    )
+
+
+def test_buffered_mode_uses_mangum_behind_buffered_integrations(buffered_template):
+    for key, op in operations(buffered_template).items():
+        integration = op["x-amazon-apigateway-integration"]
+        assert BUFFERED_URI.match(uri(op)), (key, uri(op))
+        assert "responseTransferMode" not in integration, key
+        assert integration["timeoutInMillis"] == 29_000, key
+    props = function(buffered_template)
+    assert props["Handler"] == "llm_gateway.handler.handler"
+    assert props["Timeout"] == 29
+    assert not any(k.startswith("AWS_LWA") for k in props["Environment"]["Variables"])
+    assert "AWS_LAMBDA_EXEC_WRAPPER" not in props["Environment"]["Variables"]
+    assert len(props["Layers"]) == 1  # the dependency layer only, no Web Adapter
+
+
+def test_one_function_serves_the_api_and_api_gateway_may_invoke_it(stream_template):
+    functions = resources(stream_template, "AWS::Lambda::Function")
+    assert set(functions) == {"GatewayFunction", "AuthorizerFunction"}
+    permissions = resources(stream_template, "AWS::Lambda::Permission")
+    targets = {
+        name["Ref"] if "Ref" in name else name["Fn::GetAtt"][0]
+        for name in (p["Properties"]["FunctionName"] for p in permissions.values())
+    }
+    assert targets == {"GatewayFunction", "AuthorizerFunction"}
+    for permission in permissions.values():
+        assert permission["Properties"]["Action"] == "lambda:InvokeFunction"
+        assert permission["Properties"]["Principal"] == "apigateway.amazonaws.com"
+
+
+def test_regional_api_with_authorizer_key_source(stream_template):
+    props = stream_template["Resources"]["GatewayApi"]["Properties"]
+    assert props["EndpointConfiguration"] == {"Types": ["REGIONAL"]}
+    assert props["ApiKeySourceType"] == "AUTHORIZER"
+    schemes = api_body(stream_template)["components"]["securitySchemes"]
+    authorizer = schemes["KeyAuthorizer"]["x-amazon-apigateway-authorizer"]
+    assert authorizer["type"] == "request"
+    # caching off and no identity sources, so either header alone reaches the authorizer
+    assert authorizer["authorizerResultTtlInSeconds"] == 0
+    assert "identitySource" not in authorizer
+    assert authorizer["authorizerUri"]["Fn::Sub"][1]["__FunctionArn__"] == {
+        "Fn::GetAtt": ["AuthorizerFunction", "Arn"]
+    }
+    auth_fn = stream_template["Resources"]["AuthorizerFunction"]["Properties"]
+    assert auth_fn["Handler"] == "app.handler" and auth_fn["MemorySize"] == 128
+
+
+def test_usage_plan_tiers(stream_template):
+    plans = resources(stream_template, "AWS::ApiGateway::UsagePlan")
+    assert len(plans) >= 2
+    names = {p["Properties"]["UsagePlanName"] for p in plans.values()}
+    assert names == {"llm-gateway-test-basic", "llm-gateway-test-pro"}
+    stage = next(iter(resources(stream_template, "AWS::ApiGateway::Stage")))
+    for plan in plans.values():
+        props = plan["Properties"]
+        assert props["ApiStages"] == [{"ApiId": {"Ref": "GatewayApi"}, "Stage": {"Ref": stage}}]
+        assert props["Throttle"]["RateLimit"] > 0 and props["Throttle"]["BurstLimit"] > 0
+        assert props["Quota"]["Limit"] > 0 and props["Quota"]["Period"] == "MONTH"
+    basic, pro = plans["BasicUsagePlan"]["Properties"], plans["ProUsagePlan"]["Properties"]
+    assert pro["Throttle"]["RateLimit"] > basic["Throttle"]["RateLimit"]
+    assert pro["Quota"]["Limit"] > basic["Quota"]["Limit"]
+    # no key is created by the stack itself: partners get theirs from `llm-gateway keys`
+    assert not resources(stream_template, "AWS::ApiGateway::ApiKey")
+
+
+@pytest.mark.parametrize(
+    ("kind", "status"),
+    [
+        ("UNAUTHORIZED", 401),
+        ("INVALID_API_KEY", 403),
+        ("ACCESS_DENIED", 403),
+        ("MISSING_AUTHENTICATION_TOKEN", 404),
+        ("THROTTLED", 429),
+        ("QUOTA_EXCEEDED", 429),
+        ("DEFAULT_4XX", None),
+        ("DEFAULT_5XX", None),
+    ],
+)
+def test_gateway_responses_are_json_with_error_and_cors(stream_template, kind, status):
+    response = api_body(stream_template)["x-amazon-apigateway-gateway-responses"][kind]
+    if status is not None:
+        assert response["statusCode"] == str(status)
+    template = response["responseTemplates"]["application/json"]
+    # $context.error.messageString is API Gateway's message as a quoted JSON string
+    body = json.loads(template.replace("$context.error.messageString", '"Forbidden"'))
+    assert isinstance(body["error"], str) and body["error"]
+    assert isinstance(body["error_type"], str)
+    headers = response["responseParameters"]
+    assert headers["gatewayresponse.header.Access-Control-Allow-Origin"] == "'*'"
+    restricted = transformed(CorsAllowOrigins="https://app.example.com")
+    headers = api_body(restricted)["x-amazon-apigateway-gateway-responses"][kind][
+        "responseParameters"
+    ]
+    assert headers["gatewayresponse.header.Access-Control-Allow-Origin"] == (
+        "method.request.header.Origin"
+    )
+    assert headers["gatewayresponse.header.Vary"] == "'Origin'"
+
+
+def gateway_role_statements(template: dict[str, Any]) -> list[dict[str, Any]]:
+    statements = []
+    role = template["Resources"]["GatewayFunctionRole"]["Properties"]
+    for policy in role.get("Policies", []):
+        statements += policy["PolicyDocument"]["Statement"]
+    for policy in resources(template, "AWS::IAM::Policy").values():
+        if {"Ref": "GatewayFunctionRole"} in policy["Properties"]["Roles"]:
+            statements += policy["Properties"]["PolicyDocument"]["Statement"]
+    return statements
+
+
+def as_list(value: Any) -> list[Any]:
+    return value if isinstance(value, list) else [value]
+
+
+def test_iam_invokes_only_the_configured_endpoints(stream_template):
+    template = transformed(EndpointNames="tgi-a,tgi-b")
+    statements = gateway_role_statements(template)
+    actions = {a for s in statements for a in as_list(s["Action"])}
+    assert actions == {"sagemaker:InvokeEndpoint"}
+    arns = sorted(r for s in statements for r in as_list(s["Resource"]))
+    assert arns == [
+        f"arn:aws:sagemaker:{REGION}:{ACCOUNT}:endpoint/tgi-a",
+        f"arn:aws:sagemaker:{REGION}:{ACCOUNT}:endpoint/tgi-b",
+    ]
+    assert all(s["Effect"] == "Allow" for s in statements)
+    role = template["Resources"]["GatewayFunctionRole"]["Properties"]
+    assert set(role["ManagedPolicyArns"]) <= {
+        "arn:aws:iam::aws:policy/service-role/AWSLambdaBasicExecutionRole",
+        "arn:aws:iam::aws:policy/AWSXrayWriteOnlyAccess",
+    }
+    # the default: the one endpoint of the default config
+    default_arns = [
+        r for s in gateway_role_statements(stream_template) for r in as_list(s["Resource"])
+    ]
+    assert default_arns == [f"arn:aws:sagemaker:{REGION}:{ACCOUNT}:endpoint/oasst-pythia-12b-tgi"]
+
+
+def test_iam_reads_only_its_own_config_parameter():
+    template = transformed(ModelsConfigSsmParameter="/llm-gateway/models")
+    statements = gateway_role_statements(template)
+    ssm = [s for s in statements if "ssm:GetParameter" in as_list(s["Action"])]
+    assert len(ssm) == 1 and as_list(ssm[0]["Action"]) == ["ssm:GetParameter"]
+    assert ssm[0]["Resource"] == f"arn:aws:ssm:{REGION}:{ACCOUNT}:parameter/llm-gateway/models"
+    assert {a for s in statements for a in as_list(s["Action"])} == {
+        "ssm:GetParameter",
+        "sagemaker:InvokeEndpoint",
+    }
+    env = function(template)["Environment"]["Variables"]
+    assert env["GATEWAY_CONFIG_SSM"] == "/llm-gateway/models"
+    assert "GATEWAY_CONFIG_JSON" not in env
+
+
+def test_authorizer_has_no_permissions_beyond_logs(stream_template):
+    role = stream_template["Resources"]["AuthorizerFunctionRole"]["Properties"]
+    assert role["ManagedPolicyArns"] == [
+        "arn:aws:iam::aws:policy/service-role/AWSLambdaBasicExecutionRole"
+    ]
+    assert not role.get("Policies")
+
+
+def test_default_models_config_is_a_valid_gateway_config(stream_template):
+    env = function(stream_template)["Environment"]["Variables"]
+    config = parse_config(json.loads(env["GATEWAY_CONFIG_JSON"]), "template.yaml")
+    assert config.default.name == "oasst-pythia-12b"
+    assert config.default.endpoint == "oasst-pythia-12b-tgi"
+    inline = '{"models": [{"name": "m", "endpoint": "e"}]}'
+    assert (
+        function(transformed(ModelsConfigJson=inline))["Environment"]["Variables"][
+            "GATEWAY_CONFIG_JSON"
+        ]
+        == inline
+    )
+
+
+def test_nested_endpoint_only_when_asked(stream_template):
+    assert stream_template["Resources"]["TgiEndpoint"]["Condition"] == "DeployEndpointStack"
+    template = transformed(DeployEndpoint="true", EndpointNames="my-tgi,other")
+    stack = template["Resources"]["TgiEndpoint"]
+    assert stack["Type"] == "AWS::CloudFormation::Stack"
+    assert stack["Properties"]["Parameters"]["EndpointName"] == "my-tgi"
+    # the condition is resolved with the parameter values, as CloudFormation will
+    assert stream_template["Conditions"]["DeployEndpointStack"] == {"Fn::Equals": ["false", "true"]}
+
+
+def test_logs_are_retained_and_outputs_are_there(stream_template):
+    groups = resources(stream_template, "AWS::Logs::LogGroup")
+    assert {g["Properties"]["RetentionInDays"] for g in groups.values()} == {30}
+    for name in ("GatewayFunction", "AuthorizerFunction"):
+        log_group = stream_template["Resources"][name]["Properties"]["LoggingConfig"]["LogGroup"]
+        assert log_group["Ref"] in groups
+    outputs = stream_template["Outputs"]
+    assert {"ApiUrl", "BasicUsagePlanId", "ProUsagePlanId", "StreamingMode"} <= set(outputs)
+    assert outputs["StreamingMode"]["Value"] == "stream"
+    alarms = resources(stream_template, "AWS::CloudWatch::Alarm")
+    assert {"FunctionErrorsAlarm", "FunctionThrottlesAlarm", "Api5xxAlarm"} <= set(alarms)

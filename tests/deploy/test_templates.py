@@ -1,0 +1,144 @@
+"""Both templates pass cfn-lint and `sam validate`; samconfig.toml; the endpoint stack."""
+
+from __future__ import annotations
+
+import tomllib
+
+import pytest
+
+from tests.deploy.conftest import ENDPOINT_TEMPLATE, ROOT, TEMPLATE, load_cfn, run, tool
+
+SAMCONFIG = tomllib.loads((ROOT / "samconfig.toml").read_text(encoding="utf-8"))
+ENVIRONMENTS = {
+    "default": "template.yaml",
+    "prod": "template.yaml",
+    "endpoint-dev": "endpoint/template.yaml",
+    "endpoint-prod": "endpoint/template.yaml",
+}
+
+
+def test_cfn_lint_both_templates():
+    result = run([tool("cfn-lint"), str(TEMPLATE), str(ENDPOINT_TEMPLATE)])
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_cfn_lint_catches_the_stream_pitfall(tmp_path):
+    """The linter is really looking: a raw Method with RESPONSE_STREAM is rejected."""
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(
+        "Resources:\n"
+        "  Api: {Type: AWS::ApiGateway::RestApi, Properties: {Name: x}}\n"
+        "  Method:\n"
+        "    Type: AWS::ApiGateway::Method\n"
+        "    Properties:\n"
+        "      RestApiId: !Ref Api\n"
+        "      ResourceId: !GetAtt Api.RootResourceId\n"
+        "      HttpMethod: GET\n"
+        "      AuthorizationType: NONE\n"
+        "      Integration: {Type: MOCK, ResponseTransferMode: RESPONSE_STREAM}\n"
+    )
+    result = run([tool("cfn-lint"), str(bad)])
+    assert result.returncode != 0 and "RESPONSE_STREAM" in result.stdout
+
+
+@pytest.mark.parametrize("environment", sorted(ENVIRONMENTS))
+def test_sam_validate_lint(environment):
+    result = run([tool("sam"), "validate", "--lint", "--config-env", environment])
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert f"{ENVIRONMENTS[environment]} is a valid SAM Template" in result.stdout
+
+
+def test_sam_validate_translates_offline():
+    """Without --lint, `sam validate` runs the SAM translator (region from samconfig)."""
+    result = run([tool("sam"), "validate"])
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+@pytest.mark.parametrize("environment", sorted(ENVIRONMENTS))
+def test_samconfig_environments(environment):
+    env = SAMCONFIG[environment]
+    assert env["global"]["parameters"]["region"]  # `sam validate` needs it offline
+    deploy = env["deploy"]["parameters"]
+    assert set(deploy["capabilities"].split()) == {"CAPABILITY_IAM", "CAPABILITY_AUTO_EXPAND"}
+    assert deploy["confirm_changeset"] is True and deploy["resolve_s3"] is True
+    assert env["global"]["parameters"]["stack_name"] == env["delete"]["parameters"]["stack_name"]
+    if ENVIRONMENTS[environment] == "template.yaml":
+        assert env["build"]["parameters"]["language_extensions"] is True
+        assert 'StreamingMode="stream"' in deploy["parameter_overrides"]
+    else:
+        assert env["global"]["parameters"]["template_file"] == "endpoint/template.yaml"
+
+
+def test_endpoint_stack_resources():
+    template = load_cfn(ENDPOINT_TEMPLATE)
+    params = template["Parameters"]
+    assert params["InstanceType"]["Default"] == "ml.g5.12xlarge"
+    assert params["NumGpus"]["Default"] == 4
+    assert params["HfModelId"]["Default"] == "OpenAssistant/pythia-12b-sft-v8-7k-steps"
+    resources = template["Resources"]
+    kinds = {r["Type"] for r in resources.values()}
+    assert {
+        "AWS::SageMaker::Model",
+        "AWS::SageMaker::EndpointConfig",
+        "AWS::SageMaker::Endpoint",
+        "AWS::ApplicationAutoScaling::ScalableTarget",
+        "AWS::ApplicationAutoScaling::ScalingPolicy",
+    } <= kinds
+    container = resources["Model"]["Properties"]["PrimaryContainer"]
+    env = container["Environment"]
+    assert env["HF_MODEL_ID"] == {"Ref": "HfModelId"}
+    assert env["SM_NUM_GPUS"] == {"Ref": "NumGpus"}
+    assert env["MAX_INPUT_TOKENS"] == {"Ref": "MaxInputTokens"}
+    assert env["MAX_TOTAL_TOKENS"] == {"Ref": "MaxTotalTokens"}
+    assert env["HF_MODEL_QUANTIZE"]["Fn::If"][0] == "HasQuantize"
+    assert "secretsmanager" in str(env["HF_TOKEN"])
+    assert container["Image"]["Fn::If"][:2] == ["HasImageUri", {"Ref": "ImageUri"}]
+    variant = resources["EndpointConfig"]["Properties"]["ProductionVariants"][0]
+    assert variant["InstanceType"] == {"Ref": "InstanceType"}
+    assert variant["ContainerStartupHealthCheckTimeoutInSeconds"] == {
+        "Ref": "ContainerStartupHealthCheckTimeout"
+    }
+    assert variant["ModelDataDownloadTimeoutInSeconds"] == {"Ref": "ModelDataDownloadTimeout"}
+    policy = resources["ConcurrencyScalingPolicy"]["Properties"]
+    assert policy["TargetTrackingScalingPolicyConfiguration"]["PredefinedMetricSpecification"][
+        "PredefinedMetricType"
+    ] == ("SageMakerVariantConcurrentRequestsPerModelHighResolution")
+    metrics = set()
+    for alarm in (r for r in resources.values() if r["Type"] == "AWS::CloudWatch::Alarm"):
+        props = alarm["Properties"]
+        if "MetricName" in props:
+            metrics.add(props["MetricName"])
+        for metric in props.get("Metrics", []):
+            if "MetricStat" in metric:
+                metrics.add(metric["MetricStat"]["Metric"]["MetricName"])
+    assert {"Invocation5XXErrors", "ModelLatency", "GPUMemoryUtilization"} <= metrics
+
+
+def test_endpoint_execution_role_is_narrow():
+    role = load_cfn(ENDPOINT_TEMPLATE)["Resources"]["ExecutionRole"]["Properties"]
+    trust = role["AssumeRolePolicyDocument"]["Statement"]
+    assert trust == [
+        {
+            "Effect": "Allow",
+            "Principal": {"Service": "sagemaker.amazonaws.com"},
+            "Action": "sts:AssumeRole",
+        }
+    ]
+    assert "ManagedPolicyArns" not in role  # no AmazonSageMakerFullAccess
+    statements = [s for p in role["Policies"] for s in p["PolicyDocument"]["Statement"]]
+    wildcard = {s["Sid"] for s in statements if s["Resource"] == "*"}
+    # only actions that have no resource-level permissions may use "*"
+    assert wildcard == {"EcrAuth", "EndpointMetrics"}
+    by_sid = {s["Sid"]: s for s in statements}
+    assert by_sid["EcrAuth"]["Action"] == "ecr:GetAuthorizationToken"
+    assert by_sid["EndpointMetrics"]["Condition"] == {
+        "StringLike": {"cloudwatch:namespace": "/aws/sagemaker/*"}
+    }
+
+
+def test_gateway_nests_the_endpoint_template():
+    app = load_cfn(TEMPLATE)["Resources"]["TgiEndpoint"]
+    assert app["Type"] == "AWS::Serverless::Application"
+    assert app["Properties"]["Location"] == "endpoint/template.yaml"
+    child = set(load_cfn(ENDPOINT_TEMPLATE)["Parameters"])
+    assert set(app["Properties"]["Parameters"]) <= child
