@@ -145,6 +145,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--endpoints", help="YAML mapping endpoint name -> EndpointSpec")
     p.add_argument("--log-level", default="info")
     p.set_defaults(func=emulate)
+
+    from llm_gateway.deploy.cli import add_deploy_commands
+
+    add_deploy_commands(sub)
     return parser
 
 

@@ -1,0 +1,133 @@
+"""Partner API keys on the deployed gateway: create, list, revoke (API Gateway via boto3).
+
+The gateway stack (``template.yaml``) has one usage plan per tier, named
+``<stack name>-<tier>`` (``basic``, ``pro``). A partner key is an API Gateway API key attached to
+one of those plans; API Gateway enforces the plan's throttle and quota per key. The key value is
+printed once, at creation, and never again (``list`` shows names and ids only).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+TAG_STACK = "llm-gateway:stack"
+TAG_PLAN = "llm-gateway:plan"
+
+
+class PartnerKeyError(Exception):
+    """A user-facing failure (unknown plan, duplicate name, …)."""
+
+
+@dataclass(frozen=True)
+class Plan:
+    id: str
+    name: str
+    tier: str
+
+
+@dataclass(frozen=True)
+class PartnerKey:
+    id: str
+    name: str
+    tier: str
+    enabled: bool
+    created: datetime | None
+
+
+def _pages(call: Callable[..., dict[str, Any]], **kwargs: Any) -> list[dict[str, Any]]:
+    items: list[dict[str, Any]] = []
+    position = None
+    while True:
+        page = call(**kwargs, **({"position": position} if position else {}))
+        items.extend(page.get("items", []))
+        position = page.get("position")
+        if not position:
+            return items
+
+
+class PartnerKeys:
+    def __init__(self, client: Any, stack: str) -> None:
+        self.client = client
+        self.stack = stack
+
+    def plans(self) -> dict[str, Plan]:
+        """The stack's usage plans by tier."""
+        prefix = f"{self.stack}-"
+        found = {}
+        for plan in _pages(self.client.get_usage_plans, limit=500):
+            name = plan.get("name", "")
+            if name.startswith(prefix) and len(name) > len(prefix):
+                tier = name[len(prefix) :]
+                found[tier] = Plan(id=plan["id"], name=name, tier=tier)
+        return found
+
+    def plan(self, tier: str) -> Plan:
+        plans = self.plans()
+        if tier not in plans:
+            available = ", ".join(sorted(plans)) or "none"
+            raise PartnerKeyError(
+                f"no usage plan '{self.stack}-{tier}' (tiers of stack {self.stack}: {available}); "
+                "is --stack the gateway's stack name?"
+            )
+        return plans[tier]
+
+    def list(self, tier: str | None = None) -> list[PartnerKey]:
+        plans = [self.plan(tier)] if tier else sorted(self.plans().values(), key=lambda p: p.tier)
+        keys = []
+        for plan in plans:
+            for item in _pages(self.client.get_usage_plan_keys, usagePlanId=plan.id, limit=500):
+                details = self.client.get_api_key(apiKey=item["id"], includeValue=False)
+                keys.append(
+                    PartnerKey(
+                        id=item["id"],
+                        name=item.get("name", ""),
+                        tier=plan.tier,
+                        enabled=bool(details.get("enabled")),
+                        created=details.get("createdDate"),
+                    )
+                )
+        return sorted(keys, key=lambda k: (k.name, k.tier))
+
+    def find(self, name: str) -> list[PartnerKey]:
+        return [key for key in self.list() if key.name == name]
+
+    def create(self, name: str, tier: str) -> tuple[PartnerKey, str]:
+        """A new enabled key in the tier's plan; returns it and its value (shown once)."""
+        plan = self.plan(tier)
+        if self.find(name):
+            raise PartnerKeyError(f"a key named '{name}' already exists on stack {self.stack}")
+        created = self.client.create_api_key(
+            name=name,
+            description=f"llm-gateway partner key, stack {self.stack}, plan {tier}",
+            enabled=True,
+            tags={TAG_STACK: self.stack, TAG_PLAN: tier},
+        )
+        try:
+            self.client.create_usage_plan_key(
+                usagePlanId=plan.id, keyId=created["id"], keyType="API_KEY"
+            )
+        except Exception:
+            self.client.delete_api_key(apiKey=created["id"])  # no orphan key without a plan
+            raise
+        key = PartnerKey(
+            id=created["id"],
+            name=name,
+            tier=tier,
+            enabled=True,
+            created=created.get("createdDate"),
+        )
+        return key, created["value"]
+
+    def revoke(self, name: str, tier: str | None = None) -> list[PartnerKey]:
+        """Detach and delete the key(s) named ``name``; requests with them then get 403."""
+        keys = [key for key in self.find(name) if tier is None or key.tier == tier]
+        if not keys:
+            raise PartnerKeyError(f"no key named '{name}' on stack {self.stack}")
+        plans = self.plans()
+        for key in keys:
+            self.client.delete_usage_plan_key(usagePlanId=plans[key.tier].id, keyId=key.id)
+            self.client.delete_api_key(apiKey=key.id)
+        return keys
