@@ -94,7 +94,14 @@ def start_gateway(emulator: Emulator) -> Iterator[Callable[..., str]]:
 
 @pytest.fixture(scope="session")
 def gateway(start_gateway: Callable[..., str]) -> str:
-    """The default gateway: all test models, default settings but a short commit window."""
+    """The default gateway: all test models; quick heartbeats, and a commit window long enough
+    for retried failures to still be answered with a status."""
+    return start_gateway(settings=Settings(stream_commit_seconds=3.0, heartbeat_seconds=0.2))
+
+
+@pytest.fixture(scope="session")
+def eager_gateway(start_gateway: Callable[..., str]) -> str:
+    """A gateway that commits a stream after 0.5 s of upstream silence."""
     return start_gateway(settings=Settings(stream_commit_seconds=0.5, heartbeat_seconds=0.2))
 
 

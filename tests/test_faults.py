@@ -211,10 +211,10 @@ def test_failure_before_the_first_token_is_a_plain_http_error(
     assert r.json()["error_type"] == error_type
 
 
-def test_silence_gets_heartbeats_and_the_head_goes_out_early(client, faulty):
+def test_silence_gets_heartbeats_and_the_head_goes_out_early(eager_gateway, faulty):
     faulty(faults=[{"kind": "keepalive_silence", "seconds": 1.2}])
     start = time.perf_counter()
-    with client.stream("POST", "/models/faulty/generate_stream", json=GEN) as r:
+    with httpx.stream("POST", f"{eager_gateway}/models/faulty/generate_stream", json=GEN) as r:
         chunks = []
         first_at = None
         for chunk in r.iter_raw():
