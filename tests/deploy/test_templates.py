@@ -142,3 +142,14 @@ def test_gateway_nests_the_endpoint_template():
     assert app["Properties"]["Location"] == "endpoint/template.yaml"
     child = set(load_cfn(ENDPOINT_TEMPLATE)["Parameters"])
     assert set(app["Properties"]["Parameters"]) <= child
+
+
+@pytest.mark.parametrize("environment", ["endpoint-dev", "endpoint-prod"])
+def test_endpoint_environments_build(environment, tmp_path):
+    """`sam build --config-env endpoint-…` (no code: it stages the template for deploy)."""
+    build_dir = tmp_path / "build"
+    result = run([tool("sam"), "build", "--config-env", environment, "--build-dir", str(build_dir)])
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert load_cfn(build_dir / "template.yaml")["Resources"]["Endpoint"]["Type"] == (
+        "AWS::SageMaker::Endpoint"
+    )
