@@ -21,8 +21,15 @@ CONFIG = {
 
 
 class Context:
+    """What Lambda passes as ``context`` (the attributes Powertools reads)."""
+
     function_name = "llm-gateway"
+    function_version = "$LATEST"
+    memory_limit_in_mb = 1024
+    invoked_function_arn = "arn:aws:lambda:us-east-1:123456789012:function:llm-gateway"
     aws_request_id = "req-1"
+    log_group_name = "/aws/lambda/llm-gateway"
+    log_stream_name = "2026/11/25/[$LATEST]abc"
 
     def get_remaining_time_in_millis(self) -> int:
         return 29_000
@@ -91,3 +98,26 @@ def test_errors_in_buffered_mode(handler):
         "error": "Input validation error: `top_p` must be > 0.0 and < 1.0",
         "error_type": "validation",
     }
+
+
+def test_powertools_decorates_the_handler(handler, capsys):
+    capsys.readouterr()
+    response = invoke(handler, "generate.json")
+    docs = [
+        json.loads(line) for line in capsys.readouterr().out.splitlines() if line.startswith("{")
+    ]
+    request_id = header(response, "x-request-id")
+    (log,) = [
+        d for d in docs if d.get("message") == "request" and d.get("request_id") == request_id
+    ]
+    # API Gateway's request id is the correlation id; Lambda's context is on the line
+    assert log["correlation_id"] == "c6af9ac6-7b61-11e6-9a41-93e8deadbeef"
+    assert log["function_name"] == "llm-gateway" and log["request_id"] == request_id
+    assert log["api_key_id"] == "k1a2b3c4d5" and "REPLACE-WITH-A-PARTNER-KEY" not in json.dumps(
+        docs
+    )
+    (emf,) = [d for d in docs if "_aws" in d and d.get("request_id") == request_id]
+    assert emf["Requests"] == [1.0] and emf["GeneratedTokens"] == [
+        json.loads(response["body"])["details"]["generated_tokens"]
+    ]
+    assert emf["api_key_id"] == "k1a2b3c4d5"

@@ -1,12 +1,34 @@
-"""The Lambda handler for buffered mode: Mangum around the same app.
+"""The Lambda handler for buffered mode: Mangum around the same app, decorated by Powertools.
 
 Mangum buffers whole responses (streams arrive in one piece), which is why streaming mode
 runs uvicorn behind the Lambda Web Adapter instead. Everything expensive is built at import,
 once per Lambda container. API Gateway REST (v1) and HTTP API (v2) events are both accepted.
+Powertools adds Lambda context and API Gateway's request id (as ``correlation_id``) to the log
+lines, and flushes the request's metrics, with the cold start, at the end of each invocation.
 """
 
+import warnings
+from typing import Any
+
+from aws_lambda_powertools.logging import correlation_paths
 from mangum import Mangum
 
-from llm_gateway.asgi import app
+from llm_gateway.config.settings import Settings
+from llm_gateway.http.app import create_app
+from llm_gateway.observability.observer import Observer
 
-handler = Mangum(app, lifespan="off", api_gateway_base_path=None)
+# Health probes add no metrics; Powertools would warn about every such invocation.
+warnings.filterwarnings("ignore", message="No application metrics to publish")
+
+settings = Settings.from_env()
+observer = Observer(settings, flush_per_request=False)
+app = create_app(settings=settings, observer=observer)
+_mangum = Mangum(app, lifespan="off", api_gateway_base_path=None)
+
+
+@observer.logger.logger.inject_lambda_context(
+    correlation_id_path=correlation_paths.API_GATEWAY_REST
+)
+@observer.metrics.metrics.log_metrics(capture_cold_start_metric=True)
+def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
+    return _mangum(event, context)

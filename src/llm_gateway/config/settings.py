@@ -61,6 +61,13 @@ class Settings:
     read_timeout: float = 70.0  # GATEWAY_UPSTREAM_READ_TIMEOUT (AWS: >= 70 s for InvokeEndpoint)
     max_attempts: int = 3  # GATEWAY_UPSTREAM_MAX_ATTEMPTS, before the first byte only
     max_connections: int = 256  # GATEWAY_UPSTREAM_MAX_CONNECTIONS
+    # Observability (Powertools' own variables also apply, e.g. POWERTOOLS_METRICS_DISABLED).
+    metrics_namespace: str = (
+        "LLMGateway"  # GATEWAY_METRICS_NAMESPACE / POWERTOOLS_METRICS_NAMESPACE
+    )
+    metrics_key_dimension: bool = False  # GATEWAY_METRICS_KEY_DIMENSION: api_key_id as a dimension
+    service_name: str = "llm-gateway"  # POWERTOOLS_SERVICE_NAME
+    log_level: str = "INFO"  # GATEWAY_LOG_LEVEL / POWERTOOLS_LOG_LEVEL
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -93,4 +100,12 @@ class Settings:
             max_connections=int(
                 _number(env, "GATEWAY_UPSTREAM_MAX_CONNECTIONS", cls.max_connections, minimum=1)
             ),
+            metrics_namespace=env.get("GATEWAY_METRICS_NAMESPACE")
+            or env.get("POWERTOOLS_METRICS_NAMESPACE")
+            or cls.metrics_namespace,
+            metrics_key_dimension=_bool(env, "GATEWAY_METRICS_KEY_DIMENSION", False),
+            service_name=env.get("POWERTOOLS_SERVICE_NAME") or cls.service_name,
+            log_level=(
+                env.get("GATEWAY_LOG_LEVEL") or env.get("POWERTOOLS_LOG_LEVEL") or "INFO"
+            ).upper(),
         )

@@ -67,6 +67,11 @@ class TokenEvent:
     def is_last(self) -> bool:
         return self.generated_text is not None
 
+    @property
+    def text(self) -> str:
+        """What a reader sees of this token (special tokens such as EOS show nothing)."""
+        return "" if self.token["special"] else self.token["text"]
+
 
 def normalise_token(token: dict[str, Any]) -> dict[str, Any]:
     """A token in TGI's field order; tolerates ``log_prob`` (LMI) and missing ``special``."""
@@ -201,6 +206,14 @@ class ChatChunk:
 
     data: dict[str, Any]
     is_last = False
+
+    @property
+    def text(self) -> str:
+        return "".join(
+            (c.get("delta") or {}).get("content") or ""
+            for c in self.data["choices"]
+            if isinstance(c, dict)
+        )
 
 
 class ChatChunkDecoder(StreamDecoder):

@@ -22,6 +22,7 @@ from llm_gateway.dialects.tgi import routes as tgi_routes
 from llm_gateway.http.context import GatewayContext
 from llm_gateway.http.errors import install_error_handlers
 from llm_gateway.http.middleware import Guard, RequestContext
+from llm_gateway.observability.observer import Observer
 from llm_gateway.templates import template_for
 
 
@@ -44,6 +45,7 @@ def create_app(
     config: GatewayConfig | None = None,
     settings: Settings | None = None,
     upstream: Upstream | None = None,
+    observer: Observer | None = None,
 ) -> FastAPI:
     """Build the gateway. Without arguments it reads the environment (SPEC §4)."""
     settings = settings or Settings.from_env()
@@ -51,7 +53,7 @@ def create_app(
     if upstream is None:
         from llm_gateway.upstream.sagemaker import SageMakerRuntime
 
-        upstream = SageMakerRuntime(settings)
+        upstream = SageMakerRuntime(settings)  # one boto3 client per process
     # One thread per in-flight upstream call or stream; created on demand.
     executor = ThreadPoolExecutor(
         max_workers=settings.max_connections + 8, thread_name_prefix="upstream"
@@ -90,5 +92,5 @@ def create_app(
             expose_headers=["x-request-id", "server-timing", "retry-after"],
             max_age=600,
         )
-    app.add_middleware(RequestContext)
+    app.add_middleware(RequestContext, observer=observer or Observer(settings))
     return app

@@ -11,6 +11,7 @@ from llm_gateway.config.settings import Settings
 from llm_gateway.core.errors import model_not_found
 from llm_gateway.core.generation import GenerationService
 from llm_gateway.http.timing import Timing
+from llm_gateway.observability.record import RequestRecord
 from llm_gateway.templates import PromptTemplate
 
 
@@ -38,3 +39,14 @@ def request_timing(request: Request) -> Timing:
         timing = Timing()
         request.scope.setdefault("state", {})["timing"] = timing
     return timing
+
+
+def request_record(request: Request) -> RequestRecord:
+    """The request's :class:`RequestRecord`, set by the middleware (or a detached one)."""
+    record = request.scope.get("state", {}).get("record")
+    if record is None:
+        record = RequestRecord(
+            request_id="", method=request.method, path=request.url.path, started=0.0
+        )
+        request.scope.setdefault("state", {})["record"] = record
+    return record

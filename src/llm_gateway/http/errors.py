@@ -44,28 +44,32 @@ def _http_error(exc: HTTPException) -> GatewayError:
 
 
 def install_error_handlers(app: FastAPI) -> None:
+    def answer(request: Request, error: GatewayError) -> Response:
+        record = request.scope.get("state", {}).get("record")
+        if record is not None:
+            record.fail(error)
+        return render_error(request.url.path, error)
+
     async def gateway_error(request: Request, exc: Exception) -> Response:
         assert isinstance(exc, GatewayError)
-        return render_error(request.url.path, exc)
+        return answer(request, exc)
 
     async def http_error(request: Request, exc: Exception) -> Response:
         assert isinstance(exc, HTTPException)
-        return render_error(request.url.path, _http_error(exc))
+        return answer(request, _http_error(exc))
 
     async def validation_error(request: Request, exc: Exception) -> Response:
         assert isinstance(exc, RequestValidationError)
         first = exc.errors()[0] if exc.errors() else {"loc": (), "msg": "invalid request"}
         where = ".".join(str(p) for p in first.get("loc", ()))
-        return render_error(
-            request.url.path, request_error(f"{DESERIALIZE_PREFIX}{where}: {first['msg']}")
-        )
+        return answer(request, request_error(f"{DESERIALIZE_PREFIX}{where}: {first['msg']}"))
 
     async def unexpected(request: Request, exc: Exception) -> Response:
         # The trace goes to the server log (Starlette re-raises); the client gets JSON only.
         error = GatewayError(
             "Internal gateway error", status=500, error_type="internal", kind=ErrorKind.UPSTREAM
         )
-        return render_error(request.url.path, error)
+        return answer(request, error)
 
     app.add_exception_handler(GatewayError, gateway_error)
     app.add_exception_handler(HTTPException, http_error)

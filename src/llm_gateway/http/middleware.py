@@ -25,6 +25,7 @@ from llm_gateway.config.settings import Settings
 from llm_gateway.core.errors import ErrorKind, GatewayError
 from llm_gateway.http.errors import render_error
 from llm_gateway.http.timing import Timing
+from llm_gateway.observability.observer import Observer
 
 _REQUEST_ID = re.compile(r"^[A-Za-z0-9._:\-]{1,128}$")
 OPEN_PATHS = frozenset({"/health", "/ping"})
@@ -72,11 +73,14 @@ def key_matches(key: str | None, allowed: tuple[str, ...]) -> bool:
 
 
 class RequestContext:
-    """Outermost: gives every request an id and a :class:`Timing`, and every response head the
-    ``x-request-id`` and ``Server-Timing`` headers (errors and CORS preflights included)."""
+    """Outermost: gives every request an id, a :class:`Timing` and a record; adds
+    ``x-request-id`` and ``Server-Timing`` to every response head (errors and CORS preflights
+    included); writes the record out (metrics, log line) once the response has ended, which for
+    a stream is when its last byte went out or the client left."""
 
-    def __init__(self, app: ASGIApp) -> None:
+    def __init__(self, app: ASGIApp, observer: Observer) -> None:
         self.app = app
+        self.observer = observer
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -85,18 +89,24 @@ class RequestContext:
         timing = Timing()
         client_id = Headers(scope=scope).get("x-request-id", "")
         request_id = client_id if _REQUEST_ID.match(client_id) else uuid.uuid4().hex
+        record = self.observer.start(scope, request_id)
         state = scope.setdefault("state", {})
         state["timing"] = timing
         state["request_id"] = request_id
+        state["record"] = record
 
         async def send_with_headers(message: Message) -> None:
             if message["type"] == "http.response.start":
+                record.status = message["status"]
                 out = MutableHeaders(scope=message)
                 out["x-request-id"] = request_id
                 out["server-timing"] = timing.header()
             await send(message)
 
-        await self.app(scope, receive, send_with_headers)
+        try:
+            await self.app(scope, receive, send_with_headers)
+        finally:
+            self.observer.finish(record)
 
 
 class Guard:
@@ -112,6 +122,9 @@ class Guard:
             return
         error = self._reject(scope, Headers(scope=scope))
         if error is not None:
+            record = scope.get("state", {}).get("record")
+            if record is not None:
+                record.fail(error)
             await render_error(scope["path"], error)(scope, receive, send)
             return
         await self.app(scope, self._limited(receive), send)

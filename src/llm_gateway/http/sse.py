@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import AsyncIterator, Callable
-from typing import Protocol
+from typing import Any, Protocol
 
 import anyio
 from starlette.responses import StreamingResponse
@@ -23,6 +23,7 @@ from llm_gateway.core.errors import GatewayError, incomplete_stream
 from llm_gateway.core.sse import TokenEvent
 from llm_gateway.core.streaming import TokenStream
 from llm_gateway.http.timing import Timing
+from llm_gateway.observability.record import RequestRecord
 
 HEARTBEAT = b":\n\n"
 WAITING = b": waiting for the model\n\n"
@@ -52,12 +53,16 @@ class SSEResponse(StreamingResponse):
         self._on_close = on_close
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        record: RequestRecord | None = scope.get("state", {}).get("record")
+        relayed = False
         try:
             async with anyio.create_task_group() as group:
 
                 async def relay() -> None:
+                    nonlocal relayed
                     try:
                         await self.stream_response(send)
+                        relayed = True
                     except OSError:  # client gone (ASGI servers speaking spec 2.4)
                         pass
                     group.cancel_scope.cancel()
@@ -69,6 +74,8 @@ class SSEResponse(StreamingResponse):
                 group.start_soon(relay)
                 group.start_soon(watch)
         finally:
+            if not relayed and record is not None:
+                record.disconnected = True
             self._on_close()
             iterator = self.body_iterator
             if hasattr(iterator, "aclose"):
@@ -76,26 +83,54 @@ class SSEResponse(StreamingResponse):
                     await iterator.aclose()
 
 
+def _account(
+    record: RequestRecord, stream: TokenStream, encoder: StreamEncoder, timing: Timing
+) -> None:
+    """What the stream did, for metrics and the log line."""
+    if stream.first_token_at is not None:
+        record.ttft_seconds = stream.first_token_at - timing.start
+    record.upstream_seconds = (stream.finished_at or time.perf_counter()) - stream.started_at
+    last = stream.last_event
+    if isinstance(last, TokenEvent) and last.is_last:
+        record.tokens_from_details(last.details)
+    record.tokens_from_usage(getattr(encoder, "usage", None))
+
+
 async def _relay(
     stream: TokenStream,
-    first: TokenEvent | None,
+    first: Any,
     encoder: StreamEncoder,
     heartbeat: float,
+    record: RequestRecord,
+    timing: Timing,
 ) -> AsyncIterator[bytes]:
+    output = record.output
     try:
-        yield encoder.event(first) if first is not None else WAITING
+        if first is None:
+            yield WAITING
+        else:
+            if output is not None:
+                output.append(first.text)
+            yield encoder.event(first)
         while True:
             try:
                 event = await stream.next(heartbeat)
             except StopAsyncIteration:
                 break
             except GatewayError as error:
+                record.fail(error, in_stream=True)
                 yield encoder.error(error)
                 return
-            yield encoder.event(event) if event is not None else HEARTBEAT
+            if event is None:
+                yield HEARTBEAT
+                continue
+            if output is not None:
+                output.append(event.text)
+            yield encoder.event(event)
         yield encoder.end()
     finally:
         stream.close()
+        _account(record, stream, encoder, timing)
 
 
 async def stream_response(
@@ -103,6 +138,7 @@ async def stream_response(
     encoder: StreamEncoder,
     *,
     timing: Timing,
+    record: RequestRecord,
     commit_after: float,
     heartbeat: float,
 ) -> SSEResponse:
@@ -111,10 +147,12 @@ async def stream_response(
     Raises the stream's :class:`GatewayError` if it fails before that, so the caller's error
     handling answers with a status code.
     """
+    record.stream = True
     try:
         first = await stream.next(commit_after)
     except GatewayError:
         stream.close()
+        _account(record, stream, encoder, timing)
         raise
     except StopAsyncIteration:
         stream.close()
@@ -125,4 +163,6 @@ async def stream_response(
         timing.upstream = stream.first_token_at - stream.started_at
     else:
         timing.upstream = time.perf_counter() - stream.started_at
-    return SSEResponse(_relay(stream, first, encoder, heartbeat), on_close=stream.close)
+    return SSEResponse(
+        _relay(stream, first, encoder, heartbeat, record, timing), on_close=stream.close
+    )

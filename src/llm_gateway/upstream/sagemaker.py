@@ -22,6 +22,7 @@ from botocore.exceptions import EventStreamError
 from llm_gateway.config.settings import Settings
 from llm_gateway.core.errors import GatewayError
 from llm_gateway.core.generation import ModelTarget
+from llm_gateway.observability.tracing import upstream_span
 from llm_gateway.upstream.errors import from_boto_error, from_stream_error, is_retryable
 
 log = logging.getLogger(__name__)
@@ -129,14 +130,17 @@ class SageMakerRuntime:
     def invoke(self, target: ModelTarget, body: bytes) -> bytes:
         kwargs = self._kwargs(target, body)
         kwargs["Accept"] = CONTENT_TYPE
-        response = self._call(self.client.invoke_endpoint, target, kwargs)
-        try:
-            return response["Body"].read()
-        except Exception as exc:
-            raise from_boto_error(exc, model=target.name, endpoint=target.endpoint) from None
+        with upstream_span("sagemaker.invoke_endpoint", target.name):
+            response = self._call(self.client.invoke_endpoint, target, kwargs)
+            try:
+                return response["Body"].read()
+            except Exception as exc:
+                raise from_boto_error(exc, model=target.name, endpoint=target.endpoint) from None
 
     def invoke_stream(self, target: ModelTarget, body: bytes) -> EventStreamBody:
         kwargs = self._kwargs(target, body)
         kwargs["Accept"] = "text/event-stream"
-        response = self._call(self.client.invoke_endpoint_with_response_stream, target, kwargs)
+        # The span covers opening the stream; the tokens are read after it closes.
+        with upstream_span("sagemaker.invoke_endpoint_with_response_stream", target.name):
+            response = self._call(self.client.invoke_endpoint_with_response_stream, target, kwargs)
         return EventStreamBody(response, target)

@@ -147,6 +147,7 @@ async def forward(
         " ".join(m.content if isinstance(m.content, str) else "" for m in req.messages)
     )
     generation = Generation(ctx, request, model, chat=True)
+    generation.record.prompt = orjson.dumps(data.get("messages")).decode()
     stream = ctx.service.stream_body(model, upstream_body(data, model), ChatChunkDecoder)
     if sampling.stream:
         encoder = ChatAPIStreamEncoder(
@@ -164,10 +165,12 @@ async def forward(
             stream,
             encoder,
             timing=request_timing(request),
+            record=generation.record,
             commit_after=settings.stream_commit_seconds,
             heartbeat=settings.heartbeat_seconds,
         )
     chunks = await _collect(stream)
+    generation.record.upstream_seconds = (stream.finished_at or 0.0) - stream.started_at
     text, reason, usage, count = "", None, None, 0
     for chunk in chunks:
         if not chunk.data["choices"]:

@@ -24,7 +24,7 @@ from llm_gateway.dialects.openai.encoding import (
     usage_body,
 )
 from llm_gateway.dialects.openai.mapping import Sampling
-from llm_gateway.http.context import GatewayContext, request_timing
+from llm_gateway.http.context import GatewayContext, request_record, request_timing
 from llm_gateway.http.sse import stream_response
 
 
@@ -53,6 +53,8 @@ class Generation:
         self.model = model
         self.chat = chat
         request_id = request.scope.get("state", {}).get("request_id", "")
+        self.record = request_record(request)
+        self.record.model = model.name
         self.id = f"{'chatcmpl' if chat else 'cmpl'}-{request_id}"
         self.created = int(time.time())
 
@@ -102,6 +104,7 @@ class Generation:
             self.ctx.service.stream(prepared),
             encoder,
             timing=request_timing(self.request),
+            record=self.record,
             commit_after=settings.stream_commit_seconds,
             heartbeat=settings.heartbeat_seconds,
         )
@@ -114,6 +117,7 @@ class Generation:
         events = await collect(stream)
         timing = request_timing(self.request)
         timing.upstream = (stream.finished_at or time.perf_counter()) - stream.started_at
+        self.record.upstream_seconds = timing.upstream
         last = events[-1]
         raw = last.generated_text or "".join(
             e.token["text"] for e in events if not e.token["special"]
@@ -151,6 +155,11 @@ class Generation:
             sum(u["completion_tokens"] for u in usages),
             any(u.get("prompt_tokens_estimated") for u in usages),
         )
+        self.record.tokens_from_usage(usage)
+        if self.record.output is not None:
+            self.record.output.extend(
+                c["message"]["content"] if self.chat else c["text"] for c in choices
+            )
         return {
             "id": self.id,
             "object": "chat.completion" if self.chat else "text_completion",

@@ -28,7 +28,7 @@ from llm_gateway.dialects.openai.schemas import (
     ChatMessage,
     CompletionRequest,
 )
-from llm_gateway.http.context import GatewayContext
+from llm_gateway.http.context import GatewayContext, request_record
 from llm_gateway.http.responses import json_response
 from llm_gateway.templates import Message
 
@@ -86,6 +86,7 @@ def build_router(ctx: GatewayContext) -> APIRouter:
         data = loads(await request.body())
         req = decode(ChatCompletionRequest, data, type_names=OPENAI_TYPES)
         model = find(req.model)
+        request_record(request).model = model.name
         if model.chat_api:
             return await chat_api.forward(ctx, request, model, req, data)
         sampling = chat_sampling(req, model.limits)
@@ -101,6 +102,7 @@ def build_router(ctx: GatewayContext) -> APIRouter:
     async def completions(request: Request) -> Response:
         req = decode(CompletionRequest, loads(await request.body()), type_names=OPENAI_TYPES)
         model = find(req.model)
+        request_record(request).model = model.name
         sampling = completion_sampling(req, model.limits)
         prompts = [req.prompt] if isinstance(req.prompt, str) else req.prompt
         if not prompts or not all(isinstance(p, str) for p in prompts):

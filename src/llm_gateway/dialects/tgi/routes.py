@@ -14,7 +14,7 @@ from llm_gateway.config.schema import ModelConfig
 from llm_gateway.core.decoding import decode, loads
 from llm_gateway.core.parameters import GenerateRequest
 from llm_gateway.dialects.tgi.encoding import TGIStreamEncoder, generate_body
-from llm_gateway.http.context import GatewayContext, request_timing
+from llm_gateway.http.context import GatewayContext, request_record, request_timing
 from llm_gateway.http.responses import json_response
 from llm_gateway.http.sse import stream_response
 
@@ -48,22 +48,30 @@ def build_router(ctx: GatewayContext) -> APIRouter:
     async def run(request: Request, name: str | None, *, stream: bool | None) -> Response:
         """``stream=None`` is the compat route: the body's top-level ``stream`` decides."""
         model = ctx.model(name)
+        record = request_record(request)
+        record.model = model.name
         body = decode(GenerateRequest, loads(await request.body()))
         streaming = bool(body.stream) if stream is None else stream
         prepared = ctx.service.prepare(
             model, body.inputs, body.effective_parameters(), stream=streaming
         )
         timing = request_timing(request)
+        record.prompt = body.inputs
+        record.input_tokens = prepared.input_tokens
         if streaming:
             return await stream_response(
                 ctx.service.stream(prepared),
                 TGIStreamEncoder(details=prepared.wants_details),
                 timing=timing,
+                record=record,
                 commit_after=ctx.settings.stream_commit_seconds,
                 heartbeat=ctx.settings.heartbeat_seconds,
             )
         result = await ctx.service.generate(prepared)
-        timing.upstream = result.upstream_seconds
+        timing.upstream = record.upstream_seconds = result.upstream_seconds
+        record.tokens_from_details(result.details)
+        if record.output is not None:
+            record.output.append(result.generated_text)
         out = generate_body(result, details=prepared.wants_details)
         return json_response([out] if stream is None else out)
 

@@ -1,0 +1,103 @@
+"""Per-request CloudWatch metrics as EMF, written by Powertools Metrics.
+
+One EMF document per request with dimensions ``service`` and ``model`` (plus ``api_key_id``
+when ``GATEWAY_METRICS_KEY_DIMENSION`` is on), and a second, one-metric document counting
+``Requests`` by ``dialect``. Names and units are the README's metrics table. The API key *id*
+is also a searchable property; the key itself never appears.
+"""
+
+from __future__ import annotations
+
+from aws_lambda_powertools import Metrics
+from aws_lambda_powertools.metrics import MetricUnit, single_metric
+
+from llm_gateway.observability.record import RequestRecord
+
+# ErrorKind -> metric name ("errors by kind")
+ERROR_METRICS = {
+    "client": "ClientErrors",
+    "auth": "ClientErrors",
+    "upstream": "UpstreamErrors",
+    "throttled": "UpstreamErrors",
+    "timeout": "TimeoutErrors",
+    "stream": "StreamErrors",
+}
+
+
+class RequestMetrics:
+    def __init__(
+        self, *, namespace: str, service: str, key_dimension: bool = False, flush: bool = True
+    ) -> None:
+        """``flush=False`` when a Lambda handler decorated with ``log_metrics`` flushes (and
+        counts the cold start) at the end of each invocation: Mangum's buffered mode."""
+        self.namespace = namespace
+        self.service = service
+        self.key_dimension = key_dimension
+        self.flush = flush
+        self.metrics = Metrics(namespace=namespace, service=service)
+        self._cold = flush
+
+    def emit(self, r: RequestRecord) -> None:
+        if r.dialect == "none":  # health and info probes are not traffic
+            return
+        m = self.metrics
+        model = r.model or "none"
+        m.add_dimension("model", model)
+        if self.key_dimension and r.api_key_id:
+            m.add_dimension("api_key_id", r.api_key_id)
+        m.add_metric(name="Requests", unit=MetricUnit.Count, value=1)
+        if self._cold:
+            self._cold = False
+            m.add_metric(name="ColdStart", unit=MetricUnit.Count, value=1)
+        if r.error_kind:
+            m.add_metric(
+                name=ERROR_METRICS.get(r.error_kind, "UpstreamErrors"),
+                unit=MetricUnit.Count,
+                value=1,
+            )
+        if r.duration is not None:
+            m.add_metric(name="Latency", unit=MetricUnit.Milliseconds, value=r.duration * 1000)
+            if r.upstream_seconds is not None:
+                m.add_metric(
+                    name="UpstreamLatency",
+                    unit=MetricUnit.Milliseconds,
+                    value=r.upstream_seconds * 1000,
+                )
+                m.add_metric(
+                    name="GatewayOverhead",
+                    unit=MetricUnit.Milliseconds,
+                    value=max(r.duration - r.upstream_seconds, 0.0) * 1000,
+                )
+        if r.stream and r.ttft_seconds is not None:
+            m.add_metric(
+                name="TimeToFirstToken", unit=MetricUnit.Milliseconds, value=r.ttft_seconds * 1000
+            )
+        if r.input_tokens is not None:
+            m.add_metric(name="InputTokens", unit=MetricUnit.Count, value=r.input_tokens)
+        if r.generated_tokens is not None:
+            m.add_metric(name="GeneratedTokens", unit=MetricUnit.Count, value=r.generated_tokens)
+            if r.upstream_seconds:
+                m.add_metric(
+                    name="TokensPerSecond",
+                    unit=MetricUnit.CountPerSecond,
+                    value=r.generated_tokens / r.upstream_seconds,
+                )
+        if r.disconnected:
+            m.add_metric(name="StreamDisconnects", unit=MetricUnit.Count, value=1)
+        m.add_metadata(key="request_id", value=r.request_id)
+        m.add_metadata(key="dialect", value=r.dialect)
+        if r.api_key_id:
+            m.add_metadata(key="api_key_id", value=r.api_key_id)
+        if r.correlation_id:
+            m.add_metadata(key="correlation_id", value=r.correlation_id)
+        if self.flush:
+            m.flush_metrics()
+        with single_metric(
+            name="Requests",
+            unit=MetricUnit.Count,
+            value=1,
+            namespace=self.namespace,
+            default_dimensions={"service": self.service},
+        ) as metric:
+            metric.add_dimension(name="model", value=model)
+            metric.add_dimension(name="dialect", value=r.dialect)

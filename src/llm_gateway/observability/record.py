@@ -1,0 +1,93 @@
+"""What one request did: filled by middleware, routes and the stream relay; read once at the end.
+
+>>> r = RequestRecord(request_id="r1", method="POST", path="/v1/chat/completions", started=0.0)
+>>> r.dialect
+'openai'
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from typing import Any
+
+from llm_gateway.core.errors import GatewayError
+
+
+def dialect_of(path: str) -> str:
+    if path.startswith("/v1/"):
+        return "openai"
+    if path in ("/health", "/ping") or path.endswith("/health") or path.endswith("/info"):
+        return "none"
+    return "tgi"
+
+
+@dataclass(slots=True)
+class RequestRecord:
+    request_id: str
+    method: str
+    path: str
+    started: float
+    dialect: str = ""
+    correlation_id: str | None = None  # API Gateway's request id
+    api_key_id: str | None = None  # the usage-plan key *id*, never the key
+    model: str | None = None
+    stream: bool = False
+    status: int | None = None
+    error_kind: str | None = None
+    error_type: str | None = None
+    error_in_stream: bool = False
+    duration: float | None = None
+    upstream_seconds: float | None = None
+    ttft_seconds: float | None = None
+    input_tokens: int | None = None
+    generated_tokens: int | None = None
+    disconnected: bool = False
+    prompt: str | None = None
+    output: list[str] | None = field(default=None)  # collected only when prompts may be logged
+
+    def __post_init__(self) -> None:
+        if not self.dialect:
+            self.dialect = dialect_of(self.path)
+
+    def fail(self, error: GatewayError, *, in_stream: bool = False) -> None:
+        self.error_kind = error.kind.value
+        self.error_type = error.error_type
+        self.error_in_stream = in_stream
+
+    def tokens_from_details(self, details: dict[str, Any] | None) -> None:
+        """TGI's ``details``: generated tokens always, the prompt's when TGI reports it."""
+        if not details:
+            return
+        if isinstance(details.get("generated_tokens"), int):
+            self.generated_tokens = details["generated_tokens"]
+        if isinstance(details.get("input_length"), int):
+            self.input_tokens = details["input_length"]
+        elif (
+            self.input_tokens is None
+            and isinstance(details.get("prefill"), list)
+            and details["prefill"]
+        ):
+            self.input_tokens = len(details["prefill"])
+
+    def tokens_from_usage(self, usage: dict[str, Any] | None) -> None:
+        if usage:
+            self.generated_tokens = usage.get("completion_tokens", self.generated_tokens)
+            if not usage.get("prompt_tokens_estimated"):
+                self.input_tokens = usage.get("prompt_tokens", self.input_tokens)
+
+
+def api_gateway_context(scope: dict[str, Any]) -> dict[str, Any]:
+    """API Gateway's ``requestContext``: from the Lambda event under Mangum, or from the
+    ``x-amzn-request-context`` header the Lambda Web Adapter adds."""
+    event = scope.get("aws.event")
+    if isinstance(event, dict) and isinstance(event.get("requestContext"), dict):
+        return event["requestContext"]
+    for name, value in scope.get("headers", ()):
+        if name == b"x-amzn-request-context":
+            try:
+                parsed = json.loads(value)
+            except ValueError:
+                return {}
+            return parsed if isinstance(parsed, dict) else {}
+    return {}
