@@ -5,6 +5,8 @@ from __future__ import annotations
 import functools
 import json
 import re
+import subprocess
+import sys
 
 import botocore.session
 import pytest
@@ -113,3 +115,14 @@ def test_template_resolves_every_region_and_version_like_the_sdk():
             }
             uri = re.sub(r"\$\{([^}]+)\}", lambda m, v=values: v[m.group(1)], pattern)
             assert uri == iu.image_uri(region, version), (region, version)
+
+
+def test_generator_script_check_mode():
+    result = subprocess.run(
+        [sys.executable, str(ROOT / "scripts" / "gen_image_mappings.py"), "--check"],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    assert "is up to date" in result.stdout

@@ -87,6 +87,8 @@ def test_stream_mode_function_runs_the_web_adapter(stream_template):
     assert env["AWS_LWA_INVOKE_MODE"] == "response_stream"
     assert env["AWS_LWA_READINESS_CHECK_PATH"] == "/health"
     assert env["AWS_LWA_PORT"] == "8080"
+    assert env["AWS_LWA_READINESS_CHECK_MIN_UNHEALTHY_STATUS"] == "400"  # LWA 0.9.x
+    assert env["AWS_LWA_READINESS_CHECK_HEALTHY_STATUS"] == "200-399"  # LWA 1.x
     assert "GATEWAY_API_KEYS" not in env  # API Gateway checks keys
     layers = props["Layers"]
     assert layers[0] == {"Ref": next(iter(resources(stream_template, "AWS::Lambda::LayerVersion")))}
