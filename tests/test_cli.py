@@ -117,3 +117,47 @@ def test_version():
         check=True,
     )
     assert result.stdout.startswith("llm-gateway ")
+
+
+def run_one_request(*flags: str) -> str:
+    """Serve, answer one request, stop; everything the process printed."""
+    import httpx
+
+    port = free_port()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "llm_gateway", "serve", "--port", str(port), *flags],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        env=clean_env(),
+    )
+    try:
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            try:
+                httpx.get(f"http://127.0.0.1:{port}/health", timeout=1)
+                break
+            except httpx.TransportError:
+                time.sleep(0.1)
+        r = httpx.post(
+            f"http://127.0.0.1:{port}/generate",
+            json={"inputs": "Hi", "parameters": {"max_new_tokens": 2}},
+            timeout=30,
+        )
+        assert r.status_code == 200
+        time.sleep(0.3)
+    finally:
+        proc.terminate()
+        output, _ = proc.communicate(timeout=10)
+    return output
+
+
+def test_serve_prints_emf_and_logs_and_no_metrics_turns_emf_off():
+    with_metrics = run_one_request()
+    lines = [json.loads(line) for line in with_metrics.splitlines() if line.startswith("{")]
+    assert any("_aws" in d and d.get("Requests") == [1.0] for d in lines)
+    assert any(d.get("message") == "request" and d.get("status") == 200 for d in lines)
+    without = run_one_request("--no-metrics")
+    lines = [json.loads(line) for line in without.splitlines() if line.startswith("{")]
+    assert not any("_aws" in d for d in lines)
+    assert any(d.get("message") == "request" for d in lines)

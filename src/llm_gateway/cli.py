@@ -42,6 +42,8 @@ def serve(args: argparse.Namespace) -> int:
     from llm_gateway.local import BackgroundServer, use_emulator
 
     env = os.environ
+    if args.no_metrics:
+        env["POWERTOOLS_METRICS_DISABLED"] = "true"
     try:
         settings = Settings.from_env()
         if config_source(env, args.config) is None:
@@ -90,11 +92,16 @@ def serve(args: argparse.Namespace) -> int:
             if self.started:
                 print(banner, flush=True)
 
-    Server(
-        uvicorn.Config(
-            app, host=args.host, port=args.port, log_level=args.log_level, lifespan="off"
-        )
-    ).run()
+    # The gateway writes its own JSON line per request; uvicorn's access log would repeat it.
+    config = uvicorn.Config(
+        app,
+        host=args.host,
+        port=args.port,
+        log_level=args.log_level,
+        lifespan="off",
+        access_log=False,
+    )
+    Server(config).run()
     return 0
 
 
@@ -137,6 +144,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--host", default="127.0.0.1")
     p.add_argument("--port", type=int, default=8080)
     p.add_argument("--log-level", default="info")
+    p.add_argument(
+        "--no-metrics",
+        action="store_true",
+        help="do not print CloudWatch EMF metric lines (JSON request logs remain)",
+    )
     p.set_defaults(func=serve)
 
     p = sub.add_parser("emulate", help="run the SageMaker Runtime emulator (simulated TGI)")

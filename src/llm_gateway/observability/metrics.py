@@ -9,7 +9,7 @@ is also a searchable property; the key itself never appears.
 from __future__ import annotations
 
 from aws_lambda_powertools import Metrics
-from aws_lambda_powertools.metrics import MetricUnit, single_metric
+from aws_lambda_powertools.metrics import EphemeralMetrics, MetricUnit
 
 from llm_gateway.observability.record import RequestRecord
 
@@ -35,6 +35,9 @@ class RequestMetrics:
         self.key_dimension = key_dimension
         self.flush = flush
         self.metrics = Metrics(namespace=namespace, service=service)
+        # A separate, unshared metric set (Powertools' single_metric ignores
+        # POWERTOOLS_METRICS_DISABLED; EphemeralMetrics honours it).
+        self.by_dialect = EphemeralMetrics(namespace=namespace, service=service)
         self._cold = flush
 
     def emit(self, r: RequestRecord) -> None:
@@ -92,12 +95,8 @@ class RequestMetrics:
             m.add_metadata(key="correlation_id", value=r.correlation_id)
         if self.flush:
             m.flush_metrics()
-        with single_metric(
-            name="Requests",
-            unit=MetricUnit.Count,
-            value=1,
-            namespace=self.namespace,
-            default_dimensions={"service": self.service},
-        ) as metric:
-            metric.add_dimension(name="model", value=model)
-            metric.add_dimension(name="dialect", value=r.dialect)
+        by_dialect = self.by_dialect
+        by_dialect.add_dimension(name="model", value=model)
+        by_dialect.add_dimension(name="dialect", value=r.dialect)
+        by_dialect.add_metric(name="Requests", unit=MetricUnit.Count, value=1)
+        by_dialect.flush_metrics()
