@@ -144,7 +144,9 @@ class SimulatedTGI:
             seed = None
             rng = random.Random(zlib.crc32(inputs.encode()))
         pieces: list[str] = []
-        if self.spec.output_tokens:
+        if self.spec.output_text is not None:
+            pieces = tokenize(self.spec.output_text)
+        elif self.spec.output_tokens:
             while len(pieces) < self.spec.output_tokens:
                 pieces += tokenize(" " + rng.choice(CORPUS))
             pieces = pieces[: self.spec.output_tokens]

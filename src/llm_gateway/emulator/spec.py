@@ -108,4 +108,6 @@ class EndpointSpec(BaseModel):
     split: str = Field("event", pattern=r"^(event|random|bytes:[1-9][0-9]*)$")
     # Tokens to generate when neither EOS nor a limit stops earlier: None = a few sentences.
     output_tokens: int | None = Field(None, ge=1)
+    # A fixed answer (then EOS), e.g. to test how clients show model text with markup in it.
+    output_text: str | None = None
     faults: list[Fault] = Field(default_factory=list)
