@@ -68,6 +68,7 @@ class Settings:
     metrics_key_dimension: bool = False  # GATEWAY_METRICS_KEY_DIMENSION: api_key_id as a dimension
     service_name: str = "llm-gateway"  # POWERTOOLS_SERVICE_NAME
     log_level: str = "INFO"  # GATEWAY_LOG_LEVEL / POWERTOOLS_LOG_LEVEL
+    ui: bool = False  # GATEWAY_UI: serve the chat page at /ui/ (llm-gateway serve turns it on)
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
