@@ -109,4 +109,5 @@ class Settings:
             log_level=(
                 env.get("GATEWAY_LOG_LEVEL") or env.get("POWERTOOLS_LOG_LEVEL") or "INFO"
             ).upper(),
+            ui=_bool(env, "GATEWAY_UI", False),
         )
