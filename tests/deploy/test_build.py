@@ -68,13 +68,13 @@ def built(tmp_path_factory: pytest.TempPathFactory) -> Path:
         [
             tool("sam"),
             "build",
-            "--template-file",
-            "template.yaml",
+            # samconfig.toml's default environment (it turns on --language-extensions)
+            "--config-env",
+            "default",
             "--build-dir",
             str(build_dir),
             "--cache-dir",
             str(build_dir.parent / "cache"),
-            "--language-extensions",
             "--parameter-overrides",
             f"Architecture={lambda_architecture()}",
         ],
