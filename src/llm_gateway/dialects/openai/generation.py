@@ -73,6 +73,8 @@ class Generation:
     def prepare(
         self, prompt: str, sampling: Sampling, template_stop: tuple[str, ...]
     ) -> PreparedRequest:
+        record = self.record
+        record.prompt = prompt if record.prompt is None else f"{record.prompt}\n\n{prompt}"
         limits = self.model.limits
         defaults = self.model.defaults
         client = sampling.client_stop or tuple((defaults.stop if defaults else None) or ())
