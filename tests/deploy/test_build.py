@@ -200,3 +200,36 @@ def test_run_script_starts_the_built_app_with_python312(served: str):
     assert [m["id"] for m in models.json()["data"]] == ["oasst-pythia-12b"]
     info = httpx.get(f"{served}/info")
     assert info.status_code == 200 and info.json()["model_id"] == "oasst-pythia-12b"
+
+
+def test_package_gets_past_the_template_with_samconfig(built: Path):
+    """`sam deploy` packages the built template first; without samconfig's
+    language_extensions it crashes on the Fn::ForEach key. AWS is pointed at a closed local
+    port, so the run stops at the first upload, after the template was read."""
+    env = tool_env(
+        AWS_ACCESS_KEY_ID="testing",
+        AWS_SECRET_ACCESS_KEY="testing",
+        AWS_EC2_METADATA_DISABLED="true",
+        AWS_ENDPOINT_URL="http://127.0.0.1:9",
+    )
+    result = run(
+        [
+            tool("sam"),
+            "package",
+            "--config-file",
+            str(ROOT / "samconfig.toml"),
+            "--config-env",
+            "default",
+            "--template-file",
+            str(built / "template.yaml"),
+            "--s3-bucket",
+            "local-only",
+            "--output-template-file",
+            str(built.parent / "packaged.yaml"),
+        ],
+        env=env,
+        timeout=300,
+    )
+    output = result.stdout + result.stderr
+    assert "Unable to upload artifact" in output and "127.0.0.1:9" in output, output[-2000:]
+    assert "unexpected error" not in output.lower()

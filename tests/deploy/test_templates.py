@@ -63,7 +63,7 @@ def test_samconfig_environments(environment):
     assert deploy["confirm_changeset"] is True and deploy["resolve_s3"] is True
     assert env["global"]["parameters"]["stack_name"] == env["delete"]["parameters"]["stack_name"]
     if ENVIRONMENTS[environment] == "template.yaml":
-        assert env["build"]["parameters"]["language_extensions"] is True
+        assert env["global"]["parameters"]["language_extensions"] is True  # build + deploy
         assert 'StreamingMode="stream"' in deploy["parameter_overrides"]
     else:
         assert env["global"]["parameters"]["template_file"] == "endpoint/template.yaml"
