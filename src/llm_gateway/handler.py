@@ -7,6 +7,7 @@ Powertools adds Lambda context and API Gateway's request id (as ``correlation_id
 lines, and flushes the request's metrics, with the cold start, at the end of each invocation.
 """
 
+import dataclasses
 import warnings
 from typing import Any
 
@@ -20,7 +21,12 @@ from llm_gateway.observability.observer import Observer
 # Health probes add no metrics; Powertools would warn about every such invocation.
 warnings.filterwarnings("ignore", message="No application metrics to publish")
 
+# API Gateway's buffered integrations give up after 29 s: answer (or fail cleanly) before that.
+BUFFERED_LIMIT_SECONDS = 28.0
+
 settings = Settings.from_env()
+if settings.request_timeout is None:
+    settings = dataclasses.replace(settings, request_timeout=BUFFERED_LIMIT_SECONDS)
 observer = Observer(settings, flush_per_request=False)
 app = create_app(settings=settings, observer=observer)
 _mangum = Mangum(app, lifespan="off", api_gateway_base_path=None)

@@ -68,6 +68,9 @@ class Settings:
     metrics_key_dimension: bool = False  # GATEWAY_METRICS_KEY_DIMENSION: api_key_id as a dimension
     service_name: str = "llm-gateway"  # POWERTOOLS_SERVICE_NAME
     log_level: str = "INFO"  # GATEWAY_LOG_LEVEL / POWERTOOLS_LOG_LEVEL
+    # The API Gateway limit of the mode: buffered (Mangum) answers must finish inside 29 s; the
+    # Lambda handler sets 28 unless configured. None: no limit besides Lambda's own deadline.
+    request_timeout: float | None = None  # GATEWAY_REQUEST_TIMEOUT_SECONDS
     ui: bool = False  # GATEWAY_UI: serve the chat page at /ui/ (llm-gateway serve turns it on)
 
     @classmethod
@@ -110,4 +113,9 @@ class Settings:
                 env.get("GATEWAY_LOG_LEVEL") or env.get("POWERTOOLS_LOG_LEVEL") or "INFO"
             ).upper(),
             ui=_bool(env, "GATEWAY_UI", False),
+            request_timeout=(
+                _number(env, "GATEWAY_REQUEST_TIMEOUT_SECONDS", 0.0, minimum=0.1)
+                if env.get("GATEWAY_REQUEST_TIMEOUT_SECONDS")
+                else None
+            ),
         )

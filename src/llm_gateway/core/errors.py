@@ -119,6 +119,11 @@ def timeout_error(message: str) -> GatewayError:
     return GatewayError(message, status=504, error_type="timeout", kind=ErrorKind.TIMEOUT)
 
 
+def deadline_error() -> GatewayError:
+    """The request reached its time limit (API Gateway's for the mode, or Lambda's)."""
+    return timeout_error("The request did not finish within the gateway's time limit")
+
+
 def overloaded_error(message: str, *, retry_after: int | None = 1) -> GatewayError:
     return GatewayError(
         message,

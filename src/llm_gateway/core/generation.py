@@ -18,7 +18,7 @@ from typing import Any, Protocol
 
 import orjson
 
-from llm_gateway.core.errors import GatewayError, upstream_error
+from llm_gateway.core.errors import GatewayError, deadline_error, upstream_error
 from llm_gateway.core.parameters import GenerateParameters, Limits
 from llm_gateway.core.sse import StreamDecoder
 from llm_gateway.core.streaming import TokenStream, UpstreamBody
@@ -37,11 +37,17 @@ class ModelTarget(Protocol):
 
 
 class Upstream(Protocol):
-    """Blocking calls to the model endpoint; failures are raised as :class:`GatewayError`."""
+    """Blocking calls to the model endpoint; failures are raised as :class:`GatewayError`.
 
-    def invoke(self, target: ModelTarget, body: bytes) -> bytes: ...
+    ``deadline`` (a ``time.monotonic()`` value) bounds retries: no retry starts that could
+    not finish before it.
+    """
 
-    def invoke_stream(self, target: ModelTarget, body: bytes) -> UpstreamBody: ...
+    def invoke(self, target: ModelTarget, body: bytes, deadline: float | None = None) -> bytes: ...
+
+    def invoke_stream(
+        self, target: ModelTarget, body: bytes, deadline: float | None = None
+    ) -> UpstreamBody: ...
 
 
 @dataclass(slots=True)
@@ -129,26 +135,41 @@ class GenerationService:
         body = upstream_body(inputs, effective, stream=stream)
         return PreparedRequest(model, inputs, effective, stream, body, input_tokens)
 
-    async def generate(self, request: PreparedRequest) -> GenerationResult:
+    async def generate(
+        self, request: PreparedRequest, deadline: float | None = None
+    ) -> GenerationResult:
+        """A buffered generation; past ``deadline`` it fails with 504 ``timeout`` (the blocking
+        call cannot be interrupted, so its thread finishes in the background)."""
         loop = asyncio.get_running_loop()
         started = time.perf_counter()
-        raw = await loop.run_in_executor(
-            self.executor, self.upstream.invoke, request.model, request.body
+        future = loop.run_in_executor(
+            self.executor, self.upstream.invoke, request.model, request.body, deadline
         )
+        if deadline is None:
+            raw = await future
+        else:
+            try:
+                raw = await asyncio.wait_for(future, max(deadline - time.monotonic(), 0.0))
+            except TimeoutError:
+                raise deadline_error() from None
         text, details = parse_generate_response(raw)
         return GenerationResult(text, details, time.perf_counter() - started)
 
-    def stream(self, request: PreparedRequest) -> TokenStream:
+    def stream(self, request: PreparedRequest, deadline: float | None = None) -> TokenStream:
         """Start the upstream stream now; events are read with :meth:`TokenStream.next`."""
-        return self.stream_body(request.model, request.body)
+        return self.stream_body(request.model, request.body, deadline=deadline)
 
     def stream_body(
-        self, model: ModelTarget, body: bytes, decoder: Callable[[], StreamDecoder] = StreamDecoder
+        self,
+        model: ModelTarget,
+        body: bytes,
+        decoder: Callable[[], StreamDecoder] = StreamDecoder,
+        deadline: float | None = None,
     ) -> TokenStream:
         """Stream any upstream body (e.g. a Messages API request) with the given decoder."""
         upstream = self.upstream
         return TokenStream(
-            lambda: upstream.invoke_stream(model, body), self.executor, decoder
+            lambda: upstream.invoke_stream(model, body, deadline), self.executor, decoder
         ).start()
 
 

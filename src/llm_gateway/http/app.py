@@ -81,6 +81,10 @@ def create_app(
 
     app.include_router(tgi_routes.build_router(ctx))
     app.include_router(openai_routes.build_router(ctx))
+    if settings.ui:  # GATEWAY_UI: the chat page at /ui/ (static files, no upstream call)
+        from llm_gateway.ui import mount_ui
+
+        mount_ui(app)
 
     app.add_middleware(Guard, settings=settings)
     if settings.cors_origins:
@@ -92,5 +96,9 @@ def create_app(
             expose_headers=["x-request-id", "server-timing", "retry-after"],
             max_age=600,
         )
-    app.add_middleware(RequestContext, observer=observer or Observer(settings))
+    app.add_middleware(
+        RequestContext,
+        observer=observer or Observer(settings),
+        request_timeout=settings.request_timeout,
+    )
     return app

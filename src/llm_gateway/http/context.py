@@ -41,6 +41,11 @@ def request_timing(request: Request) -> Timing:
     return timing
 
 
+def request_deadline(request: Request) -> float | None:
+    """The request's ``time.monotonic()`` deadline (see :mod:`llm_gateway.http.deadline`)."""
+    return request.scope.get("state", {}).get("deadline")
+
+
 def request_record(request: Request) -> RequestRecord:
     """The request's :class:`RequestRecord`, set by the middleware (or a detached one)."""
     record = request.scope.get("state", {}).get("record")

@@ -7,7 +7,8 @@ untouched and a client hanging up still reaches the route.
 - ``x-request-id``: echoed when the client sent a sane one, else a new id; on every response.
 - ``Server-Timing``: added to every response head from the request's :class:`Timing`.
 - API keys (``GATEWAY_API_KEYS``): ``x-api-key`` or ``Authorization: Bearer``, compared in
-  constant time; ``GET /health`` and CORS preflights are open. Keys are never logged.
+  constant time; ``GET /health``, the chat page (``/ui/``) and CORS preflights are open. Keys
+  are never logged.
 - Body limit (``GATEWAY_MAX_BODY_BYTES``): 413 on a larger ``Content-Length`` or body.
 """
 
@@ -15,6 +16,7 @@ from __future__ import annotations
 
 import hmac
 import re
+import time
 import uuid
 from collections.abc import Awaitable, Callable
 
@@ -23,12 +25,15 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from llm_gateway.config.settings import Settings
 from llm_gateway.core.errors import ErrorKind, GatewayError
+from llm_gateway.http.deadline import request_deadline
 from llm_gateway.http.errors import render_error
 from llm_gateway.http.timing import Timing
 from llm_gateway.observability.observer import Observer
 
 _REQUEST_ID = re.compile(r"^[A-Za-z0-9._:\-]{1,128}$")
-OPEN_PATHS = frozenset({"/health", "/ping"})
+OPEN_PATHS = frozenset({"/health", "/ping", "/ui"})
+# The chat page and its assets: static, and a user must reach the page to type a key into it.
+OPEN_PREFIXES = ("/ui/",)
 
 
 def _auth_error() -> GatewayError:
@@ -78,9 +83,12 @@ class RequestContext:
     included); writes the record out (metrics, log line) once the response has ended, which for
     a stream is when its last byte went out or the client left."""
 
-    def __init__(self, app: ASGIApp, observer: Observer) -> None:
+    def __init__(
+        self, app: ASGIApp, observer: Observer, request_timeout: float | None = None
+    ) -> None:
         self.app = app
         self.observer = observer
+        self.request_timeout = request_timeout
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -94,6 +102,7 @@ class RequestContext:
         state["timing"] = timing
         state["request_id"] = request_id
         state["record"] = record
+        state["deadline"] = request_deadline(scope, self.request_timeout, now=time.monotonic())
 
         async def send_with_headers(message: Message) -> None:
             if message["type"] == "http.response.start":
@@ -131,7 +140,9 @@ class Guard:
 
     def _reject(self, scope: Scope, headers: Headers) -> GatewayError | None:
         settings = self.settings
-        if settings.api_keys and scope["path"] not in OPEN_PATHS and scope["method"] != "OPTIONS":
+        path = scope["path"]
+        is_open = path in OPEN_PATHS or path.startswith(OPEN_PREFIXES)
+        if settings.api_keys and not is_open and scope["method"] != "OPTIONS":
             if not key_matches(presented_key(headers), settings.api_keys):
                 return _auth_error()
         length = headers.get("content-length")

@@ -19,7 +19,7 @@ import anyio
 from starlette.responses import StreamingResponse
 from starlette.types import Receive, Scope, Send
 
-from llm_gateway.core.errors import GatewayError, incomplete_stream
+from llm_gateway.core.errors import GatewayError, deadline_error, incomplete_stream
 from llm_gateway.core.sse import TokenEvent
 from llm_gateway.core.streaming import TokenStream
 from llm_gateway.http.timing import Timing
@@ -103,6 +103,7 @@ async def _relay(
     heartbeat: float,
     record: RequestRecord,
     timing: Timing,
+    deadline: float | None,
 ) -> AsyncIterator[bytes]:
     output = record.output
     try:
@@ -113,8 +114,16 @@ async def _relay(
                 output.append(first.text)
             yield encoder.event(first)
         while True:
+            wait = heartbeat
+            if deadline is not None:
+                wait = min(wait, deadline - time.monotonic())
+                if wait <= 0:  # end cleanly before API Gateway or Lambda cut us off
+                    error = deadline_error()
+                    record.fail(error, in_stream=True)
+                    yield encoder.error(error)
+                    return
             try:
-                event = await stream.next(heartbeat)
+                event = await stream.next(wait)
             except StopAsyncIteration:
                 break
             except GatewayError as error:
@@ -122,7 +131,8 @@ async def _relay(
                 yield encoder.error(error)
                 return
             if event is None:
-                yield HEARTBEAT
+                if deadline is None or time.monotonic() < deadline:
+                    yield HEARTBEAT
                 continue
             if output is not None:
                 output.append(event.text)
@@ -141,6 +151,7 @@ async def stream_response(
     record: RequestRecord,
     commit_after: float,
     heartbeat: float,
+    deadline: float | None = None,
 ) -> SSEResponse:
     """Commit the response when the first token arrives or ``commit_after`` passes.
 
@@ -148,6 +159,8 @@ async def stream_response(
     handling answers with a status code.
     """
     record.stream = True
+    if deadline is not None:
+        commit_after = max(min(commit_after, deadline - time.monotonic()), 0.0)
     try:
         first = await stream.next(commit_after)
     except GatewayError:
@@ -163,6 +176,5 @@ async def stream_response(
         timing.upstream = stream.first_token_at - stream.started_at
     else:
         timing.upstream = time.perf_counter() - stream.started_at
-    return SSEResponse(
-        _relay(stream, first, encoder, heartbeat, record, timing), on_close=stream.close
-    )
+    relay = _relay(stream, first, encoder, heartbeat, record, timing, deadline)
+    return SSEResponse(relay, on_close=stream.close)

@@ -110,37 +110,44 @@ class SageMakerRuntime:
             kwargs["InferenceComponentName"] = target.inference_component
         return kwargs
 
-    def _call(self, operation: Any, target: ModelTarget, kwargs: dict[str, Any]) -> Any:
+    def _call(
+        self, operation: Any, target: ModelTarget, kwargs: dict[str, Any], deadline: float | None
+    ) -> Any:
         attempts = self.settings.max_attempts
         for attempt in range(1, attempts + 1):
             try:
                 return operation(**kwargs)
             except Exception as exc:
-                if attempt >= attempts or not is_retryable(exc):
+                delay = random.uniform(0, min(2.0, 0.1 * 2**attempt))  # full jitter
+                out_of_time = deadline is not None and time.monotonic() + delay >= deadline
+                if attempt >= attempts or out_of_time or not is_retryable(exc):
                     raise from_boto_error(
                         exc, model=target.name, endpoint=target.endpoint
                     ) from None
-                delay = random.uniform(0, min(2.0, 0.1 * 2**attempt))  # full jitter
                 log.info(
                     "retrying %s after %s (attempt %d)", target.name, type(exc).__name__, attempt
                 )
                 time.sleep(delay)
         raise AssertionError("unreachable")
 
-    def invoke(self, target: ModelTarget, body: bytes) -> bytes:
+    def invoke(self, target: ModelTarget, body: bytes, deadline: float | None = None) -> bytes:
         kwargs = self._kwargs(target, body)
         kwargs["Accept"] = CONTENT_TYPE
         with upstream_span("sagemaker.invoke_endpoint", target.name):
-            response = self._call(self.client.invoke_endpoint, target, kwargs)
+            response = self._call(self.client.invoke_endpoint, target, kwargs, deadline)
             try:
                 return response["Body"].read()
             except Exception as exc:
                 raise from_boto_error(exc, model=target.name, endpoint=target.endpoint) from None
 
-    def invoke_stream(self, target: ModelTarget, body: bytes) -> EventStreamBody:
+    def invoke_stream(
+        self, target: ModelTarget, body: bytes, deadline: float | None = None
+    ) -> EventStreamBody:
         kwargs = self._kwargs(target, body)
         kwargs["Accept"] = "text/event-stream"
         # The span covers opening the stream; the tokens are read after it closes.
         with upstream_span("sagemaker.invoke_endpoint_with_response_stream", target.name):
-            response = self._call(self.client.invoke_endpoint_with_response_stream, target, kwargs)
+            response = self._call(
+                self.client.invoke_endpoint_with_response_stream, target, kwargs, deadline
+            )
         return EventStreamBody(response, target)

@@ -20,14 +20,13 @@ from starlette.responses import Response
 from llm_gateway.config.schema import ModelConfig
 from llm_gateway.core.sse import ChatChunk, ChatChunkDecoder
 from llm_gateway.core.stops import cut_at_stop
-from llm_gateway.core.streaming import TokenStream
 from llm_gateway.core.tokenizer import estimate_tokens
 from llm_gateway.dialects.openai.encoding import (
     OpenAIStreamEncoder,
     finish_reason,
     usage_body,
 )
-from llm_gateway.dialects.openai.generation import Generation
+from llm_gateway.dialects.openai.generation import Generation, collect
 from llm_gateway.dialects.openai.mapping import chat_sampling
 from llm_gateway.dialects.openai.schemas import ChatCompletionRequest
 from llm_gateway.http.context import GatewayContext, request_timing
@@ -121,19 +120,6 @@ class ChatAPIStreamEncoder(OpenAIStreamEncoder):
         return out + super().end()
 
 
-async def _collect(stream: TokenStream) -> list[ChatChunk]:
-    chunks: list[ChatChunk] = []
-    try:
-        while True:
-            chunk = await stream.next(None)
-            if chunk is not None:
-                chunks.append(chunk)  # type: ignore[arg-type]
-    except StopAsyncIteration:
-        return chunks
-    finally:
-        stream.close()
-
-
 async def forward(
     ctx: GatewayContext,
     request: Request,
@@ -148,7 +134,9 @@ async def forward(
     )
     generation = Generation(ctx, request, model, chat=True)
     generation.record.prompt = orjson.dumps(data.get("messages")).decode()
-    stream = ctx.service.stream_body(model, upstream_body(data, model), ChatChunkDecoder)
+    stream = ctx.service.stream_body(
+        model, upstream_body(data, model), ChatChunkDecoder, deadline=generation.deadline
+    )
     if sampling.stream:
         encoder = ChatAPIStreamEncoder(
             chat=True,
@@ -166,10 +154,11 @@ async def forward(
             encoder,
             timing=request_timing(request),
             record=generation.record,
+            deadline=generation.deadline,
             commit_after=settings.stream_commit_seconds,
             heartbeat=settings.heartbeat_seconds,
         )
-    chunks = await _collect(stream)
+    chunks: list[ChatChunk] = await collect(stream, generation.deadline)
     generation.record.upstream_seconds = (stream.finished_at or 0.0) - stream.started_at
     text, reason, usage, count = "", None, None, 0
     for chunk in chunks:

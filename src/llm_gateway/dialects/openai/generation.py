@@ -11,8 +11,8 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from llm_gateway.config.schema import ModelConfig
+from llm_gateway.core.errors import deadline_error
 from llm_gateway.core.generation import PreparedRequest
-from llm_gateway.core.sse import TokenEvent
 from llm_gateway.core.stops import cut_at_stop, merge_stops
 from llm_gateway.core.streaming import TokenStream
 from llm_gateway.core.tokenizer import estimate_tokens
@@ -24,16 +24,24 @@ from llm_gateway.dialects.openai.encoding import (
     usage_body,
 )
 from llm_gateway.dialects.openai.mapping import Sampling
-from llm_gateway.http.context import GatewayContext, request_record, request_timing
+from llm_gateway.http.context import (
+    GatewayContext,
+    request_deadline,
+    request_record,
+    request_timing,
+)
 from llm_gateway.http.sse import stream_response
 
 
-async def collect(stream: TokenStream) -> list[TokenEvent]:
-    """Every event of a stream (a buffered answer built from TGI's stream)."""
-    events: list[TokenEvent] = []
+async def collect(stream: TokenStream, deadline: float | None) -> list[Any]:
+    """Every event of a stream (a buffered answer built from TGI's stream), within ``deadline``."""
+    events: list[Any] = []
     try:
         while True:
-            event = await stream.next(None)
+            wait = None if deadline is None else deadline - time.monotonic()
+            if wait is not None and wait <= 0:
+                raise deadline_error()
+            event = await stream.next(wait)
             if event is not None:
                 events.append(event)
     except StopAsyncIteration:
@@ -54,6 +62,7 @@ class Generation:
         self.chat = chat
         request_id = request.scope.get("state", {}).get("request_id", "")
         self.record = request_record(request)
+        self.deadline = request_deadline(request)
         self.record.model = model.name
         self.id = f"{'chatcmpl' if chat else 'cmpl'}-{request_id}"
         self.created = int(time.time())
@@ -103,10 +112,11 @@ class Generation:
         settings = self.ctx.settings
         encoder = self.encoder(prepared, sampling, echo)
         return await stream_response(
-            self.ctx.service.stream(prepared),
+            self.ctx.service.stream(prepared, self.deadline),
             encoder,
             timing=request_timing(self.request),
             record=self.record,
+            deadline=self.deadline,
             commit_after=settings.stream_commit_seconds,
             heartbeat=settings.heartbeat_seconds,
         )
@@ -115,8 +125,8 @@ class Generation:
         self, prepared: PreparedRequest, sampling: Sampling, index: int, echo: str = ""
     ) -> dict[str, Any]:
         """One buffered choice: text without stop sequences, finish reason, usage, logprobs."""
-        stream = self.ctx.service.stream(prepared)
-        events = await collect(stream)
+        stream = self.ctx.service.stream(prepared, self.deadline)
+        events = await collect(stream, self.deadline)
         timing = request_timing(self.request)
         timing.upstream = (stream.finished_at or time.perf_counter()) - stream.started_at
         self.record.upstream_seconds = timing.upstream

@@ -14,7 +14,12 @@ from llm_gateway.config.schema import ModelConfig
 from llm_gateway.core.decoding import decode, loads
 from llm_gateway.core.parameters import GenerateRequest
 from llm_gateway.dialects.tgi.encoding import TGIStreamEncoder, generate_body
-from llm_gateway.http.context import GatewayContext, request_record, request_timing
+from llm_gateway.http.context import (
+    GatewayContext,
+    request_deadline,
+    request_record,
+    request_timing,
+)
 from llm_gateway.http.responses import json_response
 from llm_gateway.http.sse import stream_response
 
@@ -58,16 +63,18 @@ def build_router(ctx: GatewayContext) -> APIRouter:
         timing = request_timing(request)
         record.prompt = body.inputs
         record.input_tokens = prepared.input_tokens
+        deadline = request_deadline(request)
         if streaming:
             return await stream_response(
-                ctx.service.stream(prepared),
+                ctx.service.stream(prepared, deadline),
                 TGIStreamEncoder(details=prepared.wants_details),
                 timing=timing,
                 record=record,
+                deadline=deadline,
                 commit_after=ctx.settings.stream_commit_seconds,
                 heartbeat=ctx.settings.heartbeat_seconds,
             )
-        result = await ctx.service.generate(prepared)
+        result = await ctx.service.generate(prepared, deadline)
         timing.upstream = record.upstream_seconds = result.upstream_seconds
         record.tokens_from_details(result.details)
         if record.output is not None:
