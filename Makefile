@@ -7,7 +7,7 @@ STAMP  := $(VENV)/.installed
 SAM_VENV  := .venv-sam
 SAM_STAMP := $(SAM_VENV)/.installed
 
-.PHONY: install sam-tools serve emulate test bench lint format clean
+.PHONY: install sam-tools serve emulate test audit bench lint format clean
 
 $(STAMP): pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
@@ -35,6 +35,11 @@ emulate: $(STAMP)
 
 test: $(STAMP) $(SAM_STAMP)
 	$(BIN)/python -m pytest
+
+# Known vulnerabilities in the installed dependencies (fails on any found). Where PyPI's JSON
+# API is out of reach, pip-audit lists the packages it could not check instead.
+audit: $(STAMP)
+	$(BIN)/pip-audit --progress-spinner off --skip-editable
 
 bench: $(STAMP)
 	$(BIN)/python bench/run.py

@@ -51,6 +51,8 @@ class Settings:
     cors_origins: tuple[str, ...] = ()  # GATEWAY_CORS_ORIGINS: empty = no CORS headers
     log_prompts: bool = False  # GATEWAY_LOG_PROMPTS
     max_body_bytes: int = 1024 * 1024  # GATEWAY_MAX_BODY_BYTES
+    max_messages: int = 1000  # GATEWAY_MAX_MESSAGES: chat messages per request
+    max_input_chars: int = 1_000_000  # GATEWAY_MAX_INPUT_CHARS: prompt characters per request
     # SSE comment heartbeats while the upstream is silent; API Gateway drops a stream after
     # 30 s without bytes, TGI's own keep-alive is 15 s.
     heartbeat_seconds: float = 10.0  # GATEWAY_HEARTBEAT_SECONDS
@@ -87,6 +89,10 @@ class Settings:
             log_prompts=_bool(env, "GATEWAY_LOG_PROMPTS", False),
             max_body_bytes=int(
                 _number(env, "GATEWAY_MAX_BODY_BYTES", cls.max_body_bytes, minimum=1)
+            ),
+            max_messages=int(_number(env, "GATEWAY_MAX_MESSAGES", cls.max_messages, minimum=1)),
+            max_input_chars=int(
+                _number(env, "GATEWAY_MAX_INPUT_CHARS", cls.max_input_chars, minimum=1)
             ),
             heartbeat_seconds=heartbeat,
             stream_commit_seconds=_number(

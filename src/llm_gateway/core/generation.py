@@ -18,7 +18,7 @@ from typing import Any, Protocol
 
 import orjson
 
-from llm_gateway.core.errors import GatewayError, deadline_error, upstream_error
+from llm_gateway.core.errors import GatewayError, deadline_error, request_error, upstream_error
 from llm_gateway.core.parameters import GenerateParameters, Limits
 from llm_gateway.core.sse import StreamDecoder
 from llm_gateway.core.streaming import TokenStream, UpstreamBody
@@ -84,7 +84,16 @@ def upstream_body(inputs: str, parameters: GenerateParameters, *, stream: bool) 
     }
     if stream:
         payload["stream"] = True
-    return orjson.dumps(payload)
+    return dumps_request(payload)
+
+
+def dumps_request(payload: object) -> bytes:
+    """Serialise an upstream body; JSON nested deeper than the encoder allows is the client's
+    doing (parsing allows 1024 levels, encoding 254), so it is a 422, not a crash."""
+    try:
+        return orjson.dumps(payload)
+    except orjson.JSONEncodeError as exc:
+        raise request_error(f"The request cannot be forwarded: {exc}") from None
 
 
 def parse_generate_response(raw: bytes) -> tuple[str, dict[str, Any] | None]:

@@ -19,6 +19,7 @@ from llm_gateway.core.generation import GenerationService, Upstream
 from llm_gateway.core.tokenizer import HFTokenizer, TokenCounter
 from llm_gateway.dialects.openai import routes as openai_routes
 from llm_gateway.dialects.tgi import routes as tgi_routes
+from llm_gateway.http import openapi
 from llm_gateway.http.context import GatewayContext
 from llm_gateway.http.errors import install_error_handlers
 from llm_gateway.http.middleware import Guard, RequestContext
@@ -70,6 +71,7 @@ def create_app(
     )
     app.state.context = ctx
     install_error_handlers(app)
+    openapi.install(app)
 
     @app.get("/health", tags=["health"], summary="Gateway health (no upstream call)")
     async def health() -> Response:

@@ -8,7 +8,7 @@ from starlette.requests import Request
 
 from llm_gateway.config.schema import GatewayConfig, ModelConfig
 from llm_gateway.config.settings import Settings
-from llm_gateway.core.errors import model_not_found
+from llm_gateway.core.errors import model_not_found, request_error
 from llm_gateway.core.generation import GenerationService
 from llm_gateway.http.timing import Timing
 from llm_gateway.observability.record import RequestRecord
@@ -21,6 +21,17 @@ class GatewayContext:
     settings: Settings
     service: GenerationService
     templates: dict[str, PromptTemplate]  # by model name
+
+    def check_input_size(self, text: str, *, param: str, status: int) -> None:
+        """Prompts beyond ``GATEWAY_MAX_INPUT_CHARS`` are refused before any work."""
+        limit = self.settings.max_input_chars
+        if len(text) > limit:
+            raise request_error(
+                f"The prompt has {len(text)} characters; this gateway accepts at most {limit} "
+                "characters",
+                status=status,
+                param=param,
+            )
 
     def model(self, name: str | None) -> ModelConfig:
         """The named model, or the default one; unknown names are 404 ``model_not_found``."""

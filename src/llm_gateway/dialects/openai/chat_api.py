@@ -18,6 +18,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from llm_gateway.config.schema import ModelConfig
+from llm_gateway.core.generation import dumps_request
 from llm_gateway.core.sse import ChatChunk, ChatChunkDecoder
 from llm_gateway.core.stops import cut_at_stop
 from llm_gateway.core.tokenizer import estimate_tokens
@@ -64,7 +65,7 @@ def upstream_body(data: dict[str, Any], model: ModelConfig) -> bytes:
                 )
             ):
                 body[chat_name] = value
-    return orjson.dumps(body)
+    return dumps_request(body)
 
 
 def _usage(data: dict[str, Any] | None, fallback: tuple[int, int]) -> dict[str, Any]:
@@ -129,9 +130,12 @@ async def forward(
 ) -> Response:
     sampling = chat_sampling(req, model.limits)  # OpenAI's ranges, checked before any call
     stops = list(sampling.client_stop or ((model.defaults.stop or ()) if model.defaults else ()))
-    prompt_estimate = estimate_tokens(
-        " ".join(m.content if isinstance(m.content, str) else "" for m in req.messages)
+    text = " ".join(
+        m.content if isinstance(m.content, str) else "".join(p.text or "" for p in m.content or ())
+        for m in req.messages
     )
+    ctx.check_input_size(text, param="messages", status=400)
+    prompt_estimate = estimate_tokens(text)
     generation = Generation(ctx, request, model, chat=True)
     generation.record.prompt = orjson.dumps(data.get("messages")).decode()
     stream = ctx.service.stream_body(

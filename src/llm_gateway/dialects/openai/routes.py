@@ -28,6 +28,7 @@ from llm_gateway.dialects.openai.schemas import (
     ChatMessage,
     CompletionRequest,
 )
+from llm_gateway.http import openapi
 from llm_gateway.http.context import GatewayContext, request_record
 from llm_gateway.http.responses import json_response
 from llm_gateway.templates import Message
@@ -81,24 +82,39 @@ def build_router(ctx: GatewayContext) -> APIRouter:
             raise model_not_found(model_id)
         return json_response(model_card(model))
 
-    @router.post("/chat/completions", summary="Chat completion (OpenAI)")
+    @router.post(
+        "/chat/completions",
+        summary="Chat completion (OpenAI)",
+        openapi_extra=openapi.body(ChatCompletionRequest),
+    )
     async def chat_completions(request: Request) -> Response:
         data = loads(await request.body())
         req = decode(ChatCompletionRequest, data, type_names=OPENAI_TYPES)
         model = find(req.model)
         request_record(request).model = model.name
+        if len(req.messages) > ctx.settings.max_messages:
+            raise invalid(
+                f"This gateway accepts at most {ctx.settings.max_messages} messages per request; "
+                f"got {len(req.messages)}.",
+                "messages",
+            )
         if model.chat_api:
             return await chat_api.forward(ctx, request, model, req, data)
         sampling = chat_sampling(req, model.limits)
         template = templates[model.name]
         prompt = template.render(to_messages(req.messages))
+        ctx.check_input_size(prompt, param="messages", status=400)
         generation = Generation(ctx, request, model, chat=True)
         prepared = generation.prepare(prompt, sampling, template.stop)
         if sampling.stream:
             return await generation.stream(prepared, sampling)
         return json_response(generation.body([await generation.choice(prepared, sampling, 0)]))
 
-    @router.post("/completions", summary="Text completion (OpenAI, legacy)")
+    @router.post(
+        "/completions",
+        summary="Text completion (OpenAI, legacy)",
+        openapi_extra=openapi.body(CompletionRequest),
+    )
     async def completions(request: Request) -> Response:
         req = decode(CompletionRequest, loads(await request.body()), type_names=OPENAI_TYPES)
         model = find(req.model)
@@ -113,6 +129,8 @@ def build_router(ctx: GatewayContext) -> APIRouter:
             )
         if len(prompts) > 1 and sampling.stream:
             raise invalid("Streaming supports one prompt per request.", "prompt")
+        for prompt in prompts:
+            ctx.check_input_size(prompt, param="prompt", status=400)
         generation = Generation(ctx, request, model, chat=False)
         prepared = [generation.prepare(p, sampling, ()) for p in prompts]
         if sampling.stream:

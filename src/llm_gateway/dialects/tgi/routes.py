@@ -14,6 +14,7 @@ from llm_gateway.config.schema import ModelConfig
 from llm_gateway.core.decoding import decode, loads
 from llm_gateway.core.parameters import GenerateRequest
 from llm_gateway.dialects.tgi.encoding import TGIStreamEncoder, generate_body
+from llm_gateway.http import openapi
 from llm_gateway.http.context import (
     GatewayContext,
     request_deadline,
@@ -23,6 +24,7 @@ from llm_gateway.http.context import (
 from llm_gateway.http.responses import json_response
 from llm_gateway.http.sse import stream_response
 
+GENERATE_BODY = openapi.body(GenerateRequest)
 TGI_COMPAT_VERSION = "3.3.6"  # the TGI API version whose shapes the gateway serves
 
 
@@ -56,6 +58,7 @@ def build_router(ctx: GatewayContext) -> APIRouter:
         record = request_record(request)
         record.model = model.name
         body = decode(GenerateRequest, loads(await request.body()))
+        ctx.check_input_size(body.inputs, param="inputs", status=422)
         streaming = bool(body.stream) if stream is None else stream
         prepared = ctx.service.prepare(
             model, body.inputs, body.effective_parameters(), stream=streaming
@@ -82,15 +85,21 @@ def build_router(ctx: GatewayContext) -> APIRouter:
         out = generate_body(result, details=prepared.wants_details)
         return json_response([out] if stream is None else out)
 
-    @router.post("/generate", summary="Generate tokens")
+    @router.post("/generate", openapi_extra=GENERATE_BODY, summary="Generate tokens")
     async def generate(request: Request) -> Response:
         return await run(request, None, stream=False)
 
-    @router.post("/generate_stream", summary="Generate a stream of tokens (SSE)")
+    @router.post(
+        "/generate_stream", openapi_extra=GENERATE_BODY, summary="Generate a stream of tokens (SSE)"
+    )
     async def generate_stream(request: Request) -> Response:
         return await run(request, None, stream=True)
 
-    @router.post("/", summary="Generate, streaming when the body says `stream: true`")
+    @router.post(
+        "/",
+        openapi_extra=GENERATE_BODY,
+        summary="Generate, streaming when the body says `stream: true`",
+    )
     async def compat_generate(request: Request) -> Response:
         return await run(request, None, stream=None)
 
@@ -98,15 +107,25 @@ def build_router(ctx: GatewayContext) -> APIRouter:
     async def info() -> Response:
         return json_response(info_body(ctx.model(None)))
 
-    @router.post("/models/{name}/generate", summary="Generate tokens with a named model")
+    @router.post(
+        "/models/{name}/generate",
+        openapi_extra=GENERATE_BODY,
+        summary="Generate tokens with a named model",
+    )
     async def model_generate(request: Request, name: str) -> Response:
         return await run(request, name, stream=False)
 
-    @router.post("/models/{name}/generate_stream", summary="Stream tokens from a named model")
+    @router.post(
+        "/models/{name}/generate_stream",
+        openapi_extra=GENERATE_BODY,
+        summary="Stream tokens from a named model",
+    )
     async def model_generate_stream(request: Request, name: str) -> Response:
         return await run(request, name, stream=True)
 
-    @router.post("/models/{name}", summary="Compat generate with a named model")
+    @router.post(
+        "/models/{name}", openapi_extra=GENERATE_BODY, summary="Compat generate with a named model"
+    )
     async def model_compat_generate(request: Request, name: str) -> Response:
         return await run(request, name, stream=None)
 
