@@ -7,7 +7,7 @@ STAMP  := $(VENV)/.installed
 SAM_VENV  := .venv-sam
 SAM_STAMP := $(SAM_VENV)/.installed
 
-.PHONY: install sam-tools serve emulate test audit bench lint format clean
+.PHONY: install sam-tools serve emulate test audit bench load lint format clean
 
 $(STAMP): pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
@@ -43,6 +43,9 @@ audit: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python bench/run.py
+
+load: $(STAMP)
+	$(BIN)/python bench/load.py
 
 lint: $(STAMP)
 	$(BIN)/ruff check src tests bench

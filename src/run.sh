@@ -15,4 +15,5 @@ exec python3 -m uvicorn llm_gateway.asgi:app \
     --lifespan off \
     --no-access-log \
     --no-server-header \
+    --timeout-keep-alive 75 \
     --log-level "${log_level}"
