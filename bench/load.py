@@ -23,7 +23,7 @@ from pathlib import Path
 import httpx
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from run import free_port, wait_http  # noqa: E402
+from run import free_port, wait_http
 
 ROOT = Path(__file__).resolve().parent.parent
 
