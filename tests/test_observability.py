@@ -76,7 +76,7 @@ def test_buffered_request_metrics_and_log(client, out):
     doc = out.emf(rid)
     (directive,) = doc["_aws"]["CloudWatchMetrics"]
     assert directive["Namespace"] == "LLMGateway"
-    assert sorted(directive["Dimensions"][0]) == ["model", "service"]
+    assert [sorted(d) for d in directive["Dimensions"]] == [["model", "service"], ["service"]]
     assert doc["service"] == "llm-gateway" and doc["model"] == "tgi3" and doc["dialect"] == "tgi"
     m = metrics_of(doc)
     assert m["Requests"] == (1.0, "Count")
@@ -88,6 +88,7 @@ def test_buffered_request_metrics_and_log(client, out):
     )
     assert m["TokensPerSecond"][1] == "Count/Second"
     assert not any(name.endswith("Errors") for name in m) and "TimeToFirstToken" not in m
+    assert m["ErrorRate"] == (0.0, "Percent")
     log = out.log(rid)
     assert log["level"] == "INFO" and log["status"] == 200 and log["model"] == "tgi3"
     assert (
@@ -151,6 +152,8 @@ def test_errors_are_counted_by_kind(client, out, faulty, fault, path, metric):
     m = metrics_of(doc)
     assert m[metric] == (1.0, "Count")
     assert sum(1 for name in m if name.endswith("Errors")) == 1
+    # the error rate counts what is not the client's fault
+    assert m["ErrorRate"] == (0.0 if metric == "ClientErrors" else 100.0, "Percent")
     assert doc["model"] == ("tgi3" if path == "/generate" else "faulty")
     log = out.log(r.headers["x-request-id"])
     assert log["level"] in ("WARNING", "ERROR") and log["error_type"]

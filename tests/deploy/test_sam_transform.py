@@ -49,6 +49,9 @@ def uri(op: dict[str, Any]) -> str:
     return value["Fn::Sub"] if isinstance(value, dict) else value
 
 
+OPEN_STATIC = {("/ui", "GET"), ("/ui/{asset+}", "GET")}  # the chat page: static, no key
+
+
 def test_routes_proxy_everything_and_only_health_and_preflights_are_open(stream_template):
     ops = operations(stream_template)
     assert set(ops) == {
@@ -57,12 +60,13 @@ def test_routes_proxy_everything_and_only_health_and_preflights_are_open(stream_
         ("/{proxy+}", "ANY"),
         ("/", "OPTIONS"),
         ("/{proxy+}", "OPTIONS"),
+        *OPEN_STATIC,
     }
     for (path, method), op in ops.items():
         integration = op["x-amazon-apigateway-integration"]
         assert integration["type"] == "aws_proxy" and integration["httpMethod"] == "POST"
         schemes = {name for requirement in op["security"] for name in requirement}
-        if path == "/health" or method == "OPTIONS":
+        if path == "/health" or method == "OPTIONS" or (path, method) in OPEN_STATIC:
             assert schemes <= {"NONE"}, (path, method, op["security"])
         else:  # a key is required, through the authorizer
             assert schemes == {"KeyAuthorizer", "api_key"}, (path, method)
@@ -294,3 +298,42 @@ def test_logs_are_retained_and_outputs_are_there(stream_template):
     assert not set(outputs) & set(stream_template["Parameters"])
     alarms = resources(stream_template, "AWS::CloudWatch::Alarm")
     assert {"FunctionErrorsAlarm", "FunctionThrottlesAlarm", "Api5xxAlarm"} <= set(alarms)
+
+
+def test_dashboard_and_alarms_watch_the_gateways_own_metrics(stream_template):
+    resources = stream_template["Resources"]
+    error_rate = resources["ErrorRateAlarm"]["Properties"]
+    assert (error_rate["MetricName"], error_rate["Statistic"]) == ("ErrorRate", "Average")
+    assert error_rate["Dimensions"] == [{"Name": "service", "Value": "llm-gateway"}]
+    # the language-extensions pass resolves parameter references to their values
+    assert error_rate["Namespace"] in ({"Ref": "MetricsNamespace"}, "LLMGateway")
+    assert error_rate["Threshold"] in ({"Ref": "ErrorRateAlarmPercent"}, 5)
+    ttft = resources["TimeToFirstTokenAlarm"]["Properties"]
+    assert (ttft["MetricName"], ttft["ExtendedStatistic"]) == ("TimeToFirstToken", "p95")
+    assert ttft["Threshold"] in ({"Ref": "TtftP95AlarmMs"}, 5000)
+    topic = "arn:aws:sns:us-east-1:123456789012:llm-gateway-alarms"
+    with_topic = transformed(AlarmTopicArn=topic)["Resources"]
+    for name in (
+        "ErrorRateAlarm",
+        "TimeToFirstTokenAlarm",
+        "FunctionThrottlesAlarm",
+        "Api5xxAlarm",
+    ):
+        assert with_topic[name]["Properties"]["AlarmActions"] == [topic], name
+        assert "AlarmActions" not in resources[name]["Properties"]  # no topic, no actions
+    body = resources["Dashboard"]["Properties"]["DashboardBody"]
+    if isinstance(body, dict):  # still an Fn::Sub: fill the names in
+        body, _ = body["Fn::Sub"]
+    rendered = re.sub(r"\$\{[^}]+\}", "x", body)
+    widgets = json.loads(rendered)["widgets"]  # valid JSON once substituted
+    titles = " | ".join(w["properties"]["title"] for w in widgets)
+    for needle in (
+        "Requests by model",
+        "Errors by kind",
+        "Latency p50 / p95",
+        "Time to first token",
+        "Tokens per second",
+        "GPU",
+    ):
+        assert needle in titles
+    assert "SEARCH('{LLMGateway,model,service}" in rendered  # per model, whatever the config

@@ -1,8 +1,8 @@
 """Per-request CloudWatch metrics as EMF, written by Powertools Metrics.
 
-One EMF document per request with dimensions ``service`` and ``model`` (plus ``api_key_id``
-when ``GATEWAY_METRICS_KEY_DIMENSION`` is on), and a second, one-metric document counting
-``Requests`` by ``dialect``. Names and units are the README's metrics table. The API key *id*
+One EMF document per request with two dimension sets: ``service, model`` (plus
+``api_key_id`` when ``GATEWAY_METRICS_KEY_DIMENSION`` is on) and ``service`` alone, the totals
+that alarms watch; and a second, one-metric document counting ``Requests`` by ``dialect``. Names and units are the README's metrics table. The API key *id*
 is also a searchable property; the key itself never appears.
 """
 
@@ -12,6 +12,9 @@ from aws_lambda_powertools import Metrics
 from aws_lambda_powertools.metrics import EphemeralMetrics, MetricUnit
 
 from llm_gateway.observability.record import RequestRecord
+
+# Failures that are not the client's doing count towards the ErrorRate the alarms watch.
+SERVER_SIDE = frozenset({"upstream", "throttled", "timeout", "stream"})
 
 # ErrorKind -> metric name ("errors by kind")
 ERROR_METRICS = {
@@ -48,7 +51,11 @@ class RequestMetrics:
         m.add_dimension("model", model)
         if self.key_dimension and r.api_key_id:
             m.add_dimension("api_key_id", r.api_key_id)
+        m.add_dimensions(service=self.service)  # the totals, one series for alarms
         m.add_metric(name="Requests", unit=MetricUnit.Count, value=1)
+        # 100 or 0 per request: its Average over a period is the error rate in percent.
+        failed = r.error_kind in SERVER_SIDE
+        m.add_metric(name="ErrorRate", unit=MetricUnit.Percent, value=100 if failed else 0)
         if self._cold:
             self._cold = False
             m.add_metric(name="ColdStart", unit=MetricUnit.Count, value=1)
