@@ -11,7 +11,7 @@ from collections.abc import Sequence
 from llm_gateway import __version__
 
 
-def _banner(url: str, backend: str, models: list[str], keys: bool) -> str:
+def _banner(url: str, backend: str, models: list[str], keys: bool, ui: bool = False) -> str:
     auth = ' -H "x-api-key: $GATEWAY_KEY"' if keys else ""
     generate = shlex.quote(
         '{"inputs": "What does a gateway do?", "parameters": {"max_new_tokens": 40}}'
@@ -24,6 +24,7 @@ def _banner(url: str, backend: str, models: list[str], keys: bool) -> str:
             f"SageMaker LLM Gateway {__version__} listening on {url}",
             f"Backend: {backend}",
             f"Models: {', '.join(models)}",
+            *([f"Chat UI: {url}/ui/"] if ui else []),
             "",
             "Try it:",
             f"  curl -s {url}/generate -H 'Content-Type: application/json'{auth} -d {generate}",
@@ -42,6 +43,11 @@ def serve(args: argparse.Namespace) -> int:
     from llm_gateway.local import BackgroundServer, use_emulator
 
     env = os.environ
+    # The chat page is on by default here (not on AWS): --no-ui or GATEWAY_UI decide otherwise.
+    if args.no_ui:
+        env["GATEWAY_UI"] = "false"
+    elif not env.get("GATEWAY_UI"):
+        env["GATEWAY_UI"] = "true"
     if args.no_metrics:
         env["POWERTOOLS_METRICS_DISABLED"] = "true"
     try:
@@ -84,7 +90,7 @@ def serve(args: argparse.Namespace) -> int:
 
     url = f"http://{args.host}:{args.port}"
     models = [m.name + (" (default)" if m is config.default else "") for m in config.models]
-    banner = _banner(url, backend, models, bool(settings.api_keys))
+    banner = _banner(url, backend, models, bool(settings.api_keys), settings.ui)
 
     class Server(uvicorn.Server):
         async def startup(self, sockets=None):  # type: ignore[no-untyped-def]
@@ -148,6 +154,11 @@ def build_parser() -> argparse.ArgumentParser:
         "--no-metrics",
         action="store_true",
         help="do not print CloudWatch EMF metric lines (JSON request logs remain)",
+    )
+    p.add_argument(
+        "--no-ui",
+        action="store_true",
+        help="do not serve the chat page at /ui/ (on by default unless GATEWAY_UI says otherwise)",
     )
     p.set_defaults(func=serve)
 
