@@ -7,7 +7,7 @@ STAMP  := $(VENV)/.installed
 SAM_VENV  := .venv-sam
 SAM_STAMP := $(SAM_VENV)/.installed
 
-.PHONY: install sam-tools serve emulate test audit bench load lint format clean
+.PHONY: install sam-tools chromium serve emulate test audit bench load lint format clean
 
 $(STAMP): pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
@@ -33,7 +33,13 @@ serve: $(STAMP)
 emulate: $(STAMP)
 	$(BIN)/llm-gateway emulate
 
-test: $(STAMP) $(SAM_STAMP)
+# The browser tests (tests/browser) drive Debian's chromium: Playwright's own browser download
+# cannot work here. Installed once when missing (CI runs as root); a no-op afterwards.
+chromium:
+	@command -v chromium >/dev/null || { export DEBIAN_FRONTEND=noninteractive; \
+		apt-get install -y -q chromium || { apt-get update -q && apt-get install -y -q chromium; }; }
+
+test: $(STAMP) $(SAM_STAMP) chromium
 	$(BIN)/python -m pytest
 
 # Known vulnerabilities in the installed dependencies (fails on any found). Where PyPI's JSON
