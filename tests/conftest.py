@@ -53,7 +53,7 @@ MODELS: list[dict[str, Any]] = [
     {"name": "split", "endpoint": "split-endpoint"},
     {"name": "bytes", "endpoint": "bytes-endpoint"},
     {"name": "faulty", "endpoint": "faulty-endpoint", "template": "zephyr"},
-    {"name": "missing", "endpoint": "no-such-endpoint"},
+    {"name": "missing", "endpoint": "no-such-endpoint", "template": "chatml"},
     {
         "name": "with-defaults",
         "endpoint": "tgi3-endpoint",

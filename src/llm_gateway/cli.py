@@ -106,6 +106,9 @@ def serve(args: argparse.Namespace) -> int:
         log_level=args.log_level,
         lifespan="off",
         access_log=False,
+        # Keep idle connections longer than clients do (httpx: 5 s, aiohttp: 15 s): when both
+        # sides give up at the same moment, a request sent on a closing connection is lost.
+        timeout_keep_alive=75,
     )
     Server(config).run()
     return 0

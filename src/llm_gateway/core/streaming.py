@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import threading
 import time
 from collections import deque
 from collections.abc import Callable, Iterable
@@ -50,8 +51,12 @@ class TokenStream:
     ``next(timeout)`` returns a :class:`TokenEvent`, ``None`` on timeout, or raises the
     stream's :class:`GatewayError`; after the last token it raises ``StopAsyncIteration``.
     Timestamps (``time.perf_counter``): ``opened_at`` when the upstream answered,
-    ``first_token_at`` when the first token arrived.
+    ``first_token_at`` when the first token arrived. ``TokenStream.active`` counts the worker
+    threads still reading an upstream stream (tests check that none is left behind).
     """
+
+    active = 0
+    _active_lock = threading.Lock()
 
     def __init__(
         self,
@@ -76,6 +81,8 @@ class TokenStream:
     def start(self) -> TokenStream:
         self._loop = asyncio.get_running_loop()
         self.started_at = time.perf_counter()
+        with TokenStream._active_lock:
+            TokenStream.active += 1
         self._executor.submit(self._pump)
         return self
 
@@ -121,6 +128,8 @@ class TokenStream:
             self._post([END])
             if body is not None:
                 self._drain_and_close(body, decoder.finished)
+            with TokenStream._active_lock:
+                TokenStream.active -= 1
 
     def _drain_and_close(self, body: UpstreamBody, finished: bool) -> None:
         # After the last token TGI ends the body at once; reading it to the end lets the

@@ -15,9 +15,12 @@ from llm_gateway.core.errors import GatewayError
 
 
 def dialect_of(path: str) -> str:
+    """``openai``, ``tgi``, or ``none`` for what is not API traffic (probes, the chat page)."""
     if path.startswith("/v1/"):
         return "openai"
-    if path in ("/health", "/ping") or path.endswith("/health") or path.endswith("/info"):
+    if path in ("/health", "/ping", "/ui") or path.startswith("/ui/"):
+        return "none"
+    if path.endswith("/health") or path.endswith("/info"):
         return "none"
     return "tgi"
 

@@ -60,27 +60,17 @@ def load_assets() -> dict[str, Asset]:
     return assets
 
 
-def _not_traffic(request: Request) -> None:
-    """Page loads are not API traffic: keep them out of the per-dialect request metrics (the
-    request log line is still written)."""
-    record = request.scope.get("state", {}).get("record")
-    if record is not None:
-        record.dialect = "none"
-
-
 def mount_ui(app: FastAPI) -> None:
     """Serve the chat page at ``/ui/`` (``/ui`` redirects there) and its assets under it."""
     assets = load_assets()
 
     @app.get("/ui", include_in_schema=False)
     async def ui_redirect(request: Request) -> Response:
-        _not_traffic(request)
         # Relative, so the redirect keeps an API Gateway stage prefix (/prod/ui -> /prod/ui/).
         return RedirectResponse("ui/", status_code=308, headers=SECURITY_HEADERS)
 
     @app.get("/ui/{name:path}", include_in_schema=False)
     async def ui_file(name: str, request: Request) -> Response:
-        _not_traffic(request)
         asset = assets.get(name)
         if asset is None:
             return Response(
