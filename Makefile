@@ -47,7 +47,7 @@ test: $(STAMP) $(SAM_STAMP) chromium
 audit: $(STAMP)
 	$(BIN)/pip-audit --progress-spinner off --skip-editable
 
-bench: $(STAMP)
+bench: $(STAMP) $(SAM_STAMP)
 	$(BIN)/python bench/run.py
 
 load: $(STAMP)

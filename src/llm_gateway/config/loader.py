@@ -18,7 +18,6 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-import yaml
 from pydantic import ValidationError
 
 from llm_gateway.config.schema import GatewayConfig
@@ -59,10 +58,16 @@ def parse_config(data: Any, source: str) -> GatewayConfig:
 
 def load_config_text(text: str, source: str) -> GatewayConfig:
     """Parse YAML or JSON text (JSON is YAML, but JSON errors read better from ``json``)."""
+    if text.lstrip().startswith("{"):  # JSON (Lambda's inline config): no YAML parser needed
+        try:
+            return parse_config(json.loads(text), source)
+        except json.JSONDecodeError as exc:
+            raise ConfigError(f"Invalid configuration in {source}: not valid JSON: {exc}") from None
+    import yaml
+
     try:
-        stripped = text.lstrip()
-        data = json.loads(text) if stripped.startswith("{") else yaml.safe_load(text)
-    except (json.JSONDecodeError, yaml.YAMLError) as exc:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
         raise ConfigError(
             f"Invalid configuration in {source}: not valid JSON or YAML: {exc}"
         ) from None

@@ -23,7 +23,6 @@ from llm_gateway.core.errors import GatewayError
 from llm_gateway.core.parameters import GenerateParameters, Limits
 from llm_gateway.core.validation import validate
 from llm_gateway.templates.families import FAMILIES
-from llm_gateway.templates.jinja import compile_template
 
 # Names fixed by the product contract (SPEC §6); "none" sends prompts as they are.
 TEMPLATE_FAMILIES = ("none", *FAMILIES)
@@ -56,6 +55,8 @@ class ChatTemplate(BaseModel):
     @field_validator("chat_template")
     @classmethod
     def _compiles(cls, value: str) -> str:
+        from llm_gateway.templates.jinja import compile_template  # only for Jinja templates
+
         try:
             compile_template(value)
         except Exception as exc:

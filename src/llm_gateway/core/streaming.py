@@ -32,6 +32,11 @@ class UpstreamBody(Protocol):
     def close(self) -> None: ...
 
 
+def _wake(waiter: asyncio.Future[None]) -> None:
+    if not waiter.done():
+        waiter.set_result(None)
+
+
 class _End:
     __slots__ = ()
 
@@ -67,8 +72,10 @@ class TokenStream:
         self._open_upstream = open_upstream
         self._decoder = decoder
         self._executor = executor
-        self._queue: asyncio.Queue[list[Item]] = asyncio.Queue()
+        # Items delivered by the worker (on the loop thread) and the consumer's wake-up future:
+        # cheaper per token than an asyncio.Queue with wait_for, which makes a task per wait.
         self._pending: deque[Item] = deque()
+        self._waiter: asyncio.Future[None] | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._body: UpstreamBody | None = None
         self._closed = False
@@ -93,9 +100,16 @@ class TokenStream:
         if loop is None or loop.is_closed():
             return
         try:
-            loop.call_soon_threadsafe(self._queue.put_nowait, items)
+            loop.call_soon_threadsafe(self._deliver, items)
         except RuntimeError:  # the loop shut down under us
             pass
+
+    def _deliver(self, items: list[Item]) -> None:
+        """On the loop thread: queue what the worker read and wake the consumer."""
+        self._pending.extend(items)
+        waiter = self._waiter
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)
 
     def _pump(self) -> None:
         decoder = self._decoder()
@@ -147,14 +161,17 @@ class TokenStream:
 
     async def next(self, timeout: float | None) -> TokenEvent | None:
         if not self._pending:
+            loop = self._loop or asyncio.get_running_loop()
+            waiter = self._waiter = loop.create_future()
+            timer = None if timeout is None else loop.call_later(timeout, _wake, waiter)
             try:
-                batch = self._queue.get_nowait()
-            except asyncio.QueueEmpty:
-                try:
-                    batch = await asyncio.wait_for(self._queue.get(), timeout)
-                except TimeoutError:
-                    return TIMEOUT
-            self._pending.extend(batch)
+                await waiter
+            finally:
+                self._waiter = None
+                if timer is not None:
+                    timer.cancel()
+            if not self._pending:
+                return TIMEOUT
         item = self._pending[0]
         if item is END:
             self.finished_at = self.finished_at or time.perf_counter()
@@ -168,6 +185,17 @@ class TokenStream:
             self.first_token_at = time.perf_counter()
         self.last_event = item
         return item
+
+    def ready(self) -> list[TokenEvent]:
+        """The token events that have already arrived (no waiting): a relay sends them in one
+        write. Stops before an error or the end, which :meth:`next` then reports."""
+        out: list[TokenEvent] = []
+        pending = self._pending
+        while pending and not (pending[0] is END or isinstance(pending[0], GatewayError)):
+            out.append(pending.popleft())  # type: ignore[arg-type]
+        if out:
+            self.last_event = out[-1]
+        return out
 
     def close(self) -> None:
         """Stop reading and abort the upstream connection (idempotent, any thread)."""

@@ -134,9 +134,15 @@ async def _relay(
                 if deadline is None or time.monotonic() < deadline:
                     yield HEARTBEAT
                 continue
+            # Whatever else has already arrived goes out in the same write.
+            more = stream.ready()
             if output is not None:
                 output.append(event.text)
-            yield encoder.event(event)
+                output.extend(e.text for e in more)
+            if more:
+                yield b"".join([encoder.event(event), *(encoder.event(e) for e in more)])
+            else:
+                yield encoder.event(event)
         yield encoder.end()
     finally:
         stream.close()

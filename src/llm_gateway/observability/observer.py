@@ -4,30 +4,53 @@ from __future__ import annotations
 
 import logging
 import time
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from llm_gateway.config.settings import Settings
-from llm_gateway.observability.logs import RequestLogger
-from llm_gateway.observability.metrics import RequestMetrics
 from llm_gateway.observability.record import RequestRecord, api_gateway_context
+
+if TYPE_CHECKING:
+    from llm_gateway.observability.logs import RequestLogger
+    from llm_gateway.observability.metrics import RequestMetrics
 
 log = logging.getLogger(__name__)
 
 
 class Observer:
+    """Powertools is loaded on first use, after the first response has gone out, so it adds
+    nothing to a cold start's time to first token (the Lambda handler uses it at once)."""
+
     def __init__(self, settings: Settings, *, flush_per_request: bool = True) -> None:
+        self.settings = settings
         self.log_prompts = settings.log_prompts
-        self.metrics = RequestMetrics(
-            namespace=settings.metrics_namespace,
-            service=settings.service_name,
-            key_dimension=settings.metrics_key_dimension,
-            flush=flush_per_request,
-        )
-        self.logger = RequestLogger(
-            service=settings.service_name,
-            log_prompts=settings.log_prompts,
-            level=settings.log_level,
-        )
+        self.flush_per_request = flush_per_request
+        self._metrics: RequestMetrics | None = None
+        self._logger: RequestLogger | None = None
+
+    @property
+    def metrics(self) -> RequestMetrics:
+        if self._metrics is None:
+            from llm_gateway.observability.metrics import RequestMetrics
+
+            s = self.settings
+            self._metrics = RequestMetrics(
+                namespace=s.metrics_namespace,
+                service=s.service_name,
+                key_dimension=s.metrics_key_dimension,
+                flush=self.flush_per_request,
+            )
+        return self._metrics
+
+    @property
+    def logger(self) -> RequestLogger:
+        if self._logger is None:
+            from llm_gateway.observability.logs import RequestLogger
+
+            s = self.settings
+            self._logger = RequestLogger(
+                service=s.service_name, log_prompts=s.log_prompts, level=s.log_level
+            )
+        return self._logger
 
     def start(self, scope: dict[str, Any], request_id: str) -> RequestRecord:
         context = api_gateway_context(scope)

@@ -15,7 +15,6 @@ from typing import Protocol
 
 from llm_gateway.core.errors import template_error
 from llm_gateway.templates.families import FAMILIES
-from llm_gateway.templates.jinja import JinjaTemplate
 from llm_gateway.templates.messages import Message
 
 
@@ -40,6 +39,9 @@ def template_for(spec: object) -> PromptTemplate:
         return NoTemplate()
     if isinstance(spec, str):
         return FAMILIES[spec]
+    # jinja2 is imported only by models that use a Hugging Face template (cold starts count)
+    from llm_gateway.templates.jinja import JinjaTemplate
+
     return JinjaTemplate(
         spec.chat_template,  # type: ignore[attr-defined]
         bos_token=spec.bos_token,  # type: ignore[attr-defined]
