@@ -43,7 +43,7 @@ from llm_gateway.emulator.model import (
     chat_response,
     chat_stream_events,
 )
-from llm_gateway.emulator.spec import SAGEMAKER_ERRORS, EndpointSpec, Fault
+from llm_gateway.emulator.spec import SAGEMAKER_ERRORS, STREAM_FAULTS, EndpointSpec, Fault
 
 ACCOUNT = "123456789012"
 REGION = "us-east-1"
@@ -317,17 +317,7 @@ class Emulator:
             self._take_fault(
                 spec,
                 streaming=True,
-                kinds=(
-                    "tgi_error_event",
-                    "model_stream_error",
-                    "internal_stream_failure",
-                    "truncate",
-                    "cut_frame",
-                    "corrupt_frame",
-                    "malformed_event",
-                    "reset",
-                    "keepalive_silence",
-                ),
+                kinds=(*STREAM_FAULTS, "keepalive_silence"),
             )
             if fault_allowed
             else None

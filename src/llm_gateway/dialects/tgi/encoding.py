@@ -29,34 +29,33 @@ def error_body(error: GatewayError) -> bytes:
     return _dumps(error.to_tgi())
 
 
-def details_body(details: dict[str, Any]) -> dict[str, Any]:
-    """``Details`` in TGI 3.x field order; ``prefill``/``tokens`` are always lists."""
-    out: dict[str, Any] = {
-        "finish_reason": details.get("finish_reason"),
-        "generated_tokens": details.get("generated_tokens"),
-        "seed": details.get("seed"),
-        "prefill": details.get("prefill") or [],
-        "tokens": details.get("tokens") or [],
-    }
-    best_of = details.get("best_of_sequences")
-    if best_of is not None:
-        out["best_of_sequences"] = [_best_of_body(seq) for seq in best_of]
-    if details.get("top_tokens"):
-        out["top_tokens"] = details["top_tokens"]
-    return out
-
-
-def _best_of_body(seq: dict[str, Any]) -> dict[str, Any]:
-    out = {
-        "generated_text": seq.get("generated_text"),
+def _sequence(seq: dict[str, Any]) -> dict[str, Any]:
+    """The fields ``Details`` and ``BestOfSequence`` share, in TGI's order; ``prefill`` and
+    ``tokens`` are always lists."""
+    return {
         "finish_reason": seq.get("finish_reason"),
         "generated_tokens": seq.get("generated_tokens"),
         "seed": seq.get("seed"),
         "prefill": seq.get("prefill") or [],
         "tokens": seq.get("tokens") or [],
     }
-    if seq.get("top_tokens"):
-        out["top_tokens"] = seq["top_tokens"]
+
+
+def details_body(details: dict[str, Any]) -> dict[str, Any]:
+    """``Details`` in TGI 3.x field order."""
+    out = _sequence(details)
+    best_of = details.get("best_of_sequences")
+    if best_of is not None:
+        out["best_of_sequences"] = [
+            {
+                "generated_text": seq.get("generated_text"),
+                **_sequence(seq),
+                **({"top_tokens": seq["top_tokens"]} if seq.get("top_tokens") else {}),
+            }
+            for seq in best_of
+        ]
+    if details.get("top_tokens"):
+        out["top_tokens"] = details["top_tokens"]
     return out
 
 
