@@ -9,6 +9,8 @@ before the head went out (the usual case); otherwise ``upstream`` is the wait so
 >>> t.upstream = 0.0405
 >>> t.header(now=0.0420)
 'gateway;dur=1.5, upstream;dur=40.5'
+>>> Timing(start=0.0).header(now=0.002)  # answered without calling SageMaker
+'gateway;dur=2.0, upstream;dur=0.0'
 """
 
 from __future__ import annotations
@@ -27,9 +29,10 @@ class Timing:
     def header(self, now: float | None = None) -> str:
         total = (time.perf_counter() if now is None else now) - self.start
         upstream = self.upstream or 0.0
-        parts = [f"gateway;dur={max(total - upstream, 0.0) * 1000:.1f}"]
-        if self.upstream is not None:
-            parts.append(f"upstream;dur={upstream * 1000:.1f}")
+        parts = [
+            f"gateway;dur={max(total - upstream, 0.0) * 1000:.1f}",
+            f"upstream;dur={upstream * 1000:.1f}",  # 0 when SageMaker was not called
+        ]
         if self.ttft is not None:
             parts.append(f"ttft;dur={self.ttft * 1000:.1f}")
         return ", ".join(parts)
