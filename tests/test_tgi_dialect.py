@@ -347,6 +347,7 @@ def test_request_id_and_server_timing_on_every_response(client):
     assert (
         len(r.headers["x-request-id"]) == 32 and r.headers["x-request-id"] != "bad id with spaces"
     )
+    assert r.headers["server-timing"].endswith("upstream;dur=0.0")  # refused before any call
     r = client.post("/generate_stream", json={"inputs": "x", "parameters": {"max_new_tokens": 2}})
     assert "ttft;dur=" in r.headers["server-timing"] and r.headers["x-request-id"]
     assert client.get("/nope").headers["x-request-id"]
