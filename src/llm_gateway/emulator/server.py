@@ -35,45 +35,26 @@ from starlette.routing import Route
 from llm_gateway.core.decoding import decode, loads
 from llm_gateway.core.errors import GatewayError, request_error
 from llm_gateway.core.parameters import GenerateRequest
-from llm_gateway.emulator.eventstream import payload_part, stream_exception
-from llm_gateway.emulator.model import (
-    SimulatedTGI,
+from llm_gateway.emulator.chat import (
     chat_error_events,
     chat_request,
     chat_response,
     chat_stream_events,
 )
+from llm_gateway.emulator.eventstream import payload_part
+from llm_gateway.emulator.model import SimulatedTGI
 from llm_gateway.emulator.spec import SAGEMAKER_ERRORS, STREAM_FAULTS, EndpointSpec, Fault
-
-ACCOUNT = "123456789012"
-REGION = "us-east-1"
-EVENTSTREAM = "application/vnd.amazon.eventstream"
-UNTAGGED_ENUM = (
-    "Failed to deserialize the JSON body into the target type: "
-    "data did not match any variant of untagged enum SagemakerRequest"
+from llm_gateway.emulator.wire import (
+    ACCOUNT,
+    EVENTSTREAM,
+    SAGEMAKER_ERROR_KINDS,
+    UNTAGGED_ENUM,
+    EmulatedReset,
+    fault_frames,
+    model_error,
+    sagemaker_error,
+    slices,
 )
-STREAM_ERROR_MESSAGES = {
-    "ModelInvocationTimeExceeded": (
-        "Your model primary did not complete sending the inference response in the allotted time."
-    ),
-    "StreamBroken": "The TCP connection between the client and the model was reset or closed.",
-}
-_SAGEMAKER_ERRORS: dict[str, tuple[str, int, str]] = {
-    "validation_error": ("ValidationError", 400, "Inspect your request and try again."),
-    "model_not_ready": ("ModelNotReadyException", 429, "Model is not ready to serve requests yet."),
-    "throttling": ("ThrottlingException", 400, "Rate exceeded"),
-    "internal_failure": ("InternalFailure", 500, "An internal failure occurred."),
-    "service_unavailable": (
-        "ServiceUnavailable",
-        503,
-        "Service is unavailable. Try your call again.",
-    ),
-    "internal_dependency": ("InternalDependencyException", 530, "An internal dependency failed."),
-}
-
-
-class EmulatedReset(Exception):
-    """Raised inside a response body to break the connection (the ``reset`` fault)."""
 
 
 class _QuietReset(logging.Filter):
@@ -98,58 +79,6 @@ class EndpointStats:
             "streams_aborted": self.streams_aborted,
             "recent": list(self.recent),
         }
-
-
-def sagemaker_error(code: str, status: int, message: str, **members: Any) -> Response:
-    body = (
-        {"message": message, **members} if code != "ModelError" else {"Message": message, **members}
-    )
-    return Response(
-        orjson.dumps(body),
-        status_code=status,
-        media_type="application/json",
-        headers={
-            "x-amzn-ErrorType": f"{code}:http://internal.amazon.com/coral/com.amazonaws.sagemaker/",
-            "x-amzn-RequestId": str(uuid.uuid4()),
-        },
-    )
-
-
-def model_error(endpoint: str, status: int, original: str) -> Response:
-    """A container answer other than 200, as SageMaker reports it."""
-    side = "client" if status < 500 else "server"
-    log_group = f"/aws/sagemaker/Endpoints/{endpoint}"
-    return sagemaker_error(
-        "ModelError",
-        424,
-        f'Received {side} error ({status}) from primary with message "{original}". See '
-        f"https://{REGION}.console.aws.amazon.com/cloudwatch/home?region={REGION}#logEventViewer:"
-        f"group={log_group} in account {ACCOUNT} for more information.",
-        OriginalStatusCode=status,
-        OriginalMessage=original,
-        LogStreamArn=f"arn:aws:logs:{REGION}:{ACCOUNT}:log-group:{log_group}",
-    )
-
-
-def _slices(split: str, rng: random.Random):
-    """A function cutting bytes into PayloadPart slices, carrying the rest to the next call."""
-    if split == "event":
-        return lambda data, final=False: [data] if data else []
-    size = int(split.split(":")[1]) if split.startswith("bytes:") else 0
-    carry = bytearray()
-
-    def cut(data: bytes, final: bool = False) -> list[bytes]:
-        carry.extend(data)
-        out = []
-        while carry:
-            n = size or rng.randint(1, 48)
-            if len(carry) < n and not final:
-                break
-            out.append(bytes(carry[:n]))
-            del carry[:n]
-        return out
-
-    return cut
 
 
 class Emulator:
@@ -218,7 +147,7 @@ class Emulator:
                     ).decode()
                 )
                 return model_error(name, fault.status, original)
-            code, status, message = _SAGEMAKER_ERRORS[fault.kind]
+            code, status, message = SAGEMAKER_ERROR_KINDS[fault.kind]
             return sagemaker_error(code, status, fault.message or message)
 
         tgi = SimulatedTGI(spec)
@@ -338,7 +267,7 @@ class Emulator:
         stats = self.stats_for(name)
         stats.streams_started += 1
         completed = False
-        cut = _slices(spec.split, random.Random(len(events)))
+        cut = slices(spec.split, random.Random(len(events)))
         pacing = spec.pacing
         legacy = spec.tgi_version == "0.8.2"
         pending: list[bytes] = []
@@ -358,7 +287,7 @@ class Emulator:
                         pending.clear()
                     for part in cut(b"", final=True):
                         yield payload_part(part)
-                    async for frame in self._fault_frames(fault, legacy):
+                    async for frame in fault_frames(fault, legacy):
                         yield frame
                     completed = True
                     return
@@ -383,7 +312,7 @@ class Emulator:
             for part in cut(b"", final=True):
                 yield payload_part(part)
             if fault is not None:  # at_token beyond the end: apply it after the last event
-                async for frame in self._fault_frames(fault, legacy):
+                async for frame in fault_frames(fault, legacy):
                     yield frame
             completed = True
         finally:
@@ -391,40 +320,6 @@ class Emulator:
                 stats.streams_completed += 1
             else:
                 stats.streams_aborted += 1
-
-    async def _fault_frames(self, fault: Fault, legacy: bool) -> AsyncIterator[bytes]:
-        prefix = b"data:" if legacy else b"data: "
-        kind = fault.kind
-        if kind == "tgi_error_event":
-            message = (
-                fault.message or "Request failed during generation: simulated CUDA out of memory"
-            )
-            yield payload_part(
-                prefix + orjson.dumps({"error": message, "error_type": fault.error_type}) + b"\n\n"
-            )
-        elif kind == "model_stream_error":
-            message = fault.message or STREAM_ERROR_MESSAGES.get(
-                fault.error_code, "Model stream error."
-            )
-            yield stream_exception("ModelStreamError", message, fault.error_code)
-        elif kind == "internal_stream_failure":
-            yield stream_exception(
-                "InternalStreamFailure",
-                fault.message or "The stream processing failed because of an unknown error.",
-            )
-        elif kind == "malformed_event":
-            yield payload_part(prefix + b'{"token": {"id": 1, "text": \n\n')
-        elif kind == "corrupt_frame":
-            frame = bytearray(payload_part(prefix + b'{"token":{"id":1,"text":"x"}}\n\n'))
-            frame[-1] ^= 0xFF
-            yield bytes(frame)
-        elif kind == "cut_frame":
-            frame = payload_part(prefix + b'{"token":{"id":1,"text":"x"}}\n\n')
-            yield frame[: len(frame) // 2]
-        elif kind == "reset":
-            await asyncio.sleep(0)
-            raise EmulatedReset("simulated connection reset")
-        # "truncate": nothing more; the body just ends.
 
     # -- admin API ------------------------------------------------------------------------------
 
