@@ -228,8 +228,12 @@ def test_stop_sequence_and_best_of(runtime):
 
 def test_fixed_output_text(runtime, faulty):
     faulty(output_text=" <script>alert(1)</script> done.")
-    out = orjson.loads(runtime.invoke_endpoint(
-        EndpointName="faulty-endpoint", Body=body(details=True, return_full_text=False),
-        ContentType="application/json")["Body"].read())[0]
+    out = orjson.loads(
+        runtime.invoke_endpoint(
+            EndpointName="faulty-endpoint",
+            Body=body(details=True, return_full_text=False),
+            ContentType="application/json",
+        )["Body"].read()
+    )[0]
     assert out["generated_text"] == " <script>alert(1)</script> done."
     assert out["details"]["finish_reason"] == "eos_token"

@@ -214,10 +214,19 @@ def test_prompts_and_outputs_only_when_enabled(start_gateway, out):
     log = out.log(r.headers["x-request-id"])
     last = orjson.loads(sse_events(r.content)[-1])
     assert log["prompt"] == "Hello there" and log["output"] == last["generated_text"]
-    chat = httpx.post(f"{url}/v1/chat/completions", json={
-        "model": "tgi3", "max_tokens": 3, "messages": [{"role": "user", "content": "Tell me"}]})
+    chat = httpx.post(
+        f"{url}/v1/chat/completions",
+        json={
+            "model": "tgi3",
+            "max_tokens": 3,
+            "messages": [{"role": "user", "content": "Tell me"}],
+        },
+    )
     log = out.log(chat.headers["x-request-id"])
-    assert "Tell me" in log["prompt"] and log["output"] == chat.json()["choices"][0]["message"]["content"]
+    assert (
+        "Tell me" in log["prompt"]
+        and log["output"] == chat.json()["choices"][0]["message"]["content"]
+    )
 
 
 def test_health_probes_are_not_traffic(client, out):
