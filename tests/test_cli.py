@@ -161,3 +161,56 @@ def test_serve_prints_emf_and_logs_and_no_metrics_turns_emf_off():
     lines = [json.loads(line) for line in without.splitlines() if line.startswith("{")]
     assert not any("_aws" in d for d in lines)
     assert any(d.get("message") == "request" for d in lines)
+
+
+def test_emulate_serves_the_sagemaker_wire_protocol(tmp_path):
+    import boto3
+    import yaml
+
+    port = free_port()
+    endpoints = tmp_path / "endpoints.yaml"
+    endpoints.write_text(yaml.safe_dump({"cli-endpoint": {"output_text": " From the CLI."}}))
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "llm_gateway",
+            "emulate",
+            "--port",
+            str(port),
+            "--endpoints",
+            str(endpoints),
+            "--log-level",
+            "warning",
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        env=clean_env(),
+    )
+    try:
+        assert "a simulator, not AWS" in proc.stdout.readline()
+        runtime = boto3.client(
+            "sagemaker-runtime",
+            endpoint_url=f"http://127.0.0.1:{port}",
+            region_name="us-east-1",
+            aws_access_key_id="x",
+            aws_secret_access_key="x",
+        )
+        deadline = time.monotonic() + 20
+        while True:
+            try:
+                out = runtime.invoke_endpoint(
+                    EndpointName="cli-endpoint",
+                    ContentType="application/json",
+                    Body=json.dumps({"inputs": "Hi", "parameters": {"return_full_text": False}}),
+                )
+                break
+            except Exception:
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.1)
+        assert json.loads(out["Body"].read())[0]["generated_text"] == " From the CLI."
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)

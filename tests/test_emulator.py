@@ -237,3 +237,28 @@ def test_fixed_output_text(runtime, faulty):
     )[0]
     assert out["generated_text"] == " <script>alert(1)</script> done."
     assert out["details"]["finish_reason"] == "eos_token"
+
+
+def test_admin_api_changes_endpoints_at_run_time(emulator, runtime):
+    import httpx
+
+    spec = {"tgi_version": "0.8.2", "output_text": " Configured over HTTP."}
+    r = httpx.put(f"{emulator.url}/_emulator/endpoints/admin-endpoint", json=spec)
+    assert r.status_code == 200 and r.json()["tgi_version"] == "0.8.2"
+    assert "admin-endpoint" in httpx.get(f"{emulator.url}/_emulator/endpoints").json()
+    out = orjson.loads(
+        runtime.invoke_endpoint(
+            EndpointName="admin-endpoint",
+            Body=body(return_full_text=False),
+            ContentType="application/json",
+        )["Body"].read()
+    )[0]
+    assert out["generated_text"] == " Configured over HTTP."
+    stats = httpx.get(f"{emulator.url}/_emulator/endpoints/admin-endpoint/stats").json()
+    assert (
+        stats["requests"] == 1
+        and orjson.loads(stats["recent"][0]["body"])["inputs"] == "Hello there"
+    )
+    bad = httpx.put(f"{emulator.url}/_emulator/endpoints/admin-endpoint", json={"tgi_version": "9"})
+    assert bad.status_code == 400 and "error" in bad.json()
+    del emulator.endpoints["admin-endpoint"]
