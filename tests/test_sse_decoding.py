@@ -153,3 +153,19 @@ def test_line_buffer_reassembles_any_lines(lines, cuts):
         out.extend(buffer.feed(part))
     assert buffer.flush() == b""
     assert out == [line[:-1] if line.endswith(b"\r") else line for line in lines]
+
+
+def test_a_leading_byte_order_mark_is_dropped():
+    events = decode_all([b"\xef\xbb", b"\xbf" + TGI3])
+    assert summary(events) == summary(decode_all([TGI3]))
+
+
+def test_last_event_with_details_but_no_text_still_ends_the_stream():
+    body = (
+        b'data: {"token":{"id":1,"text":" Hi","logprob":-0.1,"special":false}}\n\n'
+        b'data: {"token":{"id":2,"text":"</s>","logprob":-0.1,"special":true},'
+        b'"details":{"finish_reason":"eos_token","generated_tokens":2,"seed":null}}\n\n'
+    )
+    events = decode_all([body])
+    assert len(events) == 2 and events[-1].is_last
+    assert events[-1].generated_text == " Hi"  # the EOS token is not part of the text

@@ -117,11 +117,13 @@ class StreamDecoder:
     After the last token or an error the decoder is ``finished`` and ignores further bytes.
     """
 
-    __slots__ = ("_index", "_lines", "finished")
+    __slots__ = ("_index", "_lines", "_started", "_texts", "finished")
 
     def __init__(self) -> None:
         self._lines = LineBuffer()
         self._index = 0
+        self._started = False
+        self._texts: list[str] = []
         self.finished = False
 
     def feed(self, chunk: bytes) -> list[TokenEvent | GatewayError]:
@@ -153,6 +155,10 @@ class StreamDecoder:
         return out
 
     def _line(self, line: bytes) -> TokenEvent | GatewayError | None:
+        if not self._started:
+            self._started = True
+            if line.startswith(b"\xef\xbb\xbf"):  # SSE: a byte-order mark opening the stream
+                line = line[3:]
         if not line or line[0] == 0x3A:  # blank separator or ":" comment / keep-alive
             return None
         if line.startswith(b"data:"):
@@ -180,14 +186,23 @@ class StreamDecoder:
         index = obj.get("index")
         self._index = index if isinstance(index, int) else self._index + 1
         top = obj.get("top_tokens")
+        token = normalise_token(token)
+        generated_text = obj.get("generated_text")
+        details = obj.get("details")
+        if not token["special"]:
+            self._texts.append(token["text"])
+        if generated_text is None and isinstance(details, dict) and details.get("finish_reason"):
+            # TGI always names the full text on its last event; a server that only sends the
+            # finish details still ends the stream, with the text its tokens spelled.
+            generated_text = "".join(self._texts)
         event = TokenEvent(
             index=self._index,
-            token=normalise_token(token),
+            token=token,
             top_tokens=[normalise_token(t) for t in top] if top else None,
-            generated_text=obj.get("generated_text"),
-            details=obj.get("details"),
+            generated_text=generated_text,
+            details=details,
         )
-        if event.generated_text is not None:
+        if generated_text is not None:
             self.finished = True
         return event
 
