@@ -55,8 +55,8 @@ class TokenStream:
 
     ``next(timeout)`` returns a :class:`TokenEvent`, ``None`` on timeout, or raises the
     stream's :class:`GatewayError`; after the last token it raises ``StopAsyncIteration``.
-    Timestamps (``time.perf_counter``): ``opened_at`` when the upstream answered,
-    ``first_token_at`` when the first token arrived. ``TokenStream.active`` counts the worker
+    Timestamps (``time.perf_counter``): ``started_at`` when the call began,
+    ``first_token_at`` when the first token arrived, ``finished_at`` when it ended. ``TokenStream.active`` counts the worker
     threads still reading an upstream stream (tests check that none is left behind).
     """
 
@@ -80,7 +80,6 @@ class TokenStream:
         self._body: UpstreamBody | None = None
         self._closed = False
         self.started_at = time.perf_counter()
-        self.opened_at: float | None = None
         self.first_token_at: float | None = None
         self.finished_at: float | None = None
         self.last_event: TokenEvent | None = None
@@ -116,7 +115,6 @@ class TokenStream:
         body: UpstreamBody | None = None
         try:
             body = self._open_upstream()
-            self.opened_at = time.perf_counter()
             self._body = body
             if self._closed:
                 return

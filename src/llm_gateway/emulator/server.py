@@ -63,6 +63,11 @@ class _QuietReset(logging.Filter):
         return not isinstance(exc, EmulatedReset) and "EmulatedReset" not in record.getMessage()
 
 
+# One shared instance: Logger.addFilter ignores a filter already attached, so building many
+# Emulators (one per test) does not stack filters on uvicorn's logger.
+_QUIET_RESET = _QuietReset()
+
+
 @dataclass
 class EndpointStats:
     requests: int = 0
@@ -87,7 +92,7 @@ class Emulator:
     def __init__(self, endpoints: dict[str, EndpointSpec] | None = None) -> None:
         self.endpoints: dict[str, EndpointSpec] = dict(endpoints or {})
         self.stats: dict[str, EndpointStats] = {}
-        logging.getLogger("uvicorn.error").addFilter(_QuietReset())
+        logging.getLogger("uvicorn.error").addFilter(_QUIET_RESET)
 
     # -- faults -------------------------------------------------------------------------------
 

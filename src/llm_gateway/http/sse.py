@@ -176,7 +176,6 @@ async def stream_response(
     except StopAsyncIteration:
         stream.close()
         raise incomplete_stream() from None
-    timing.upstream_started = stream.started_at
     if first is not None and stream.first_token_at is not None:
         timing.ttft = stream.first_token_at - timing.start
         timing.upstream = stream.first_token_at - stream.started_at

@@ -23,7 +23,6 @@ from dataclasses import dataclass, field
 class Timing:
     start: float = field(default_factory=time.perf_counter)
     upstream: float | None = None
-    upstream_started: float | None = None
     ttft: float | None = None
 
     def header(self, now: float | None = None) -> str:
