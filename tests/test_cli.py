@@ -4,18 +4,24 @@ from __future__ import annotations
 
 import json
 import os
-import socket
 import subprocess
 import sys
 import time
 
 import pytest
 
+from tests.processes import free_port
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+
+def cli(*args: str) -> subprocess.Popen:
+    """``python -m llm_gateway ARGS`` with a clean environment, output merged on a text pipe."""
+    return subprocess.Popen(
+        [sys.executable, "-m", "llm_gateway", *args],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        env=clean_env(),
+    )
 
 
 def clean_env() -> dict[str, str]:
@@ -30,22 +36,7 @@ def clean_env() -> dict[str, str]:
 @pytest.fixture(scope="module")
 def served():
     port = free_port()
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "llm_gateway",
-            "serve",
-            "--port",
-            str(port),
-            "--log-level",
-            "warning",
-        ],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-        env=clean_env(),
-    )
+    proc = cli("serve", "--port", str(port), "--log-level", "warning")
     lines: list[str] = []
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:
@@ -124,13 +115,7 @@ def run_one_request(*flags: str) -> str:
     import httpx
 
     port = free_port()
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "llm_gateway", "serve", "--port", str(port), *flags],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-        env=clean_env(),
-    )
+    proc = cli("serve", "--port", str(port), *flags)
     try:
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline:
@@ -170,23 +155,8 @@ def test_emulate_serves_the_sagemaker_wire_protocol(tmp_path):
     port = free_port()
     endpoints = tmp_path / "endpoints.yaml"
     endpoints.write_text(yaml.safe_dump({"cli-endpoint": {"output_text": " From the CLI."}}))
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "llm_gateway",
-            "emulate",
-            "--port",
-            str(port),
-            "--endpoints",
-            str(endpoints),
-            "--log-level",
-            "warning",
-        ],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-        env=clean_env(),
+    proc = cli(
+        "emulate", "--port", str(port), "--endpoints", str(endpoints), "--log-level", "warning"
     )
     try:
         assert "a simulator, not AWS" in proc.stdout.readline()

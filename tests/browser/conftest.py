@@ -11,10 +11,7 @@ from __future__ import annotations
 
 import os
 import shutil
-import socket
 import subprocess
-import sys
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -26,6 +23,7 @@ from playwright.sync_api import Browser, ConsoleMessage, Dialog, Page, Playwrigh
 
 from llm_gateway.emulator import Emulator, EndpointSpec
 from llm_gateway.local import BackgroundServer, use_emulator
+from tests.processes import serving
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = [
@@ -92,12 +90,6 @@ def ensure_chromium() -> str:
     return CHROMIUM
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.fixture(scope="session")
 def ui_emulator() -> Iterator[str]:
     """An emulator of its own (the shared one's endpoints are not paced); URL only, so the
@@ -139,37 +131,10 @@ def served(ui_emulator: str, tmp_path_factory: pytest.TempPathFactory) -> Iterat
     use_emulator(ui_emulator, env)
     env["GATEWAY_API_KEYS"] = API_KEY
     env["GATEWAY_UPSTREAM_MAX_ATTEMPTS"] = "1"  # a failing endpoint fails at once
-    port = free_port()
     log = tmp / "serve.log"
-    with log.open("w") as out:
-        proc = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "llm_gateway",
-                "serve",
-                "--config",
-                str(config),
-                "--port",
-                str(port),
-                "--no-metrics",
-                "--log-level",
-                "warning",
-            ],
-            stdout=out,  # a file, not a pipe: the request log lines must never block the server
-            stderr=subprocess.STDOUT,
-            env=env,
-        )
-    try:
-        deadline = time.monotonic() + 30
-        while "Try it:" not in log.read_text():
-            if proc.poll() is not None or time.monotonic() > deadline:
-                pytest.fail(f"llm-gateway serve did not start:\n{log.read_text()}")
-            time.sleep(0.05)
-        yield Served(f"http://127.0.0.1:{port}", log.read_text())
-    finally:
-        proc.terminate()
-        proc.wait(timeout=10)
+    args = ("--config", str(config), "--no-metrics", "--log-level", "warning")
+    with serving(*args, env=env, log=log) as url:
+        yield Served(url, log.read_text())
 
 
 # Module scope, not session: while Playwright's sync API is active it keeps an asyncio loop

@@ -2,17 +2,15 @@
 
 from __future__ import annotations
 
-import subprocess
-import sys
-import time
 from collections.abc import Callable
 
 import httpx
 
 from llm_gateway.config import Settings
 from llm_gateway.ui import CONTENT_SECURITY_POLICY
+from tests.processes import serving
 
-from .conftest import API_KEY, Served, free_port
+from .conftest import API_KEY, Served
 
 
 def test_banner_names_the_chat_page(served: Served) -> None:
@@ -68,34 +66,8 @@ def test_ui_is_off_unless_turned_on(start_gateway: Callable[..., str]) -> None:
 
 
 def test_serve_no_ui_turns_the_page_off(tmp_path) -> None:
-    port = free_port()
     log = tmp_path / "serve.log"
     env = {"PATH": "/usr/bin:/bin", "HOME": str(tmp_path)}
-    with log.open("w") as out:
-        proc = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "llm_gateway",
-                "serve",
-                "--no-ui",
-                "--no-metrics",
-                "--port",
-                str(port),
-                "--log-level",
-                "warning",
-            ],
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            env=env,
-        )
-    try:
-        deadline = time.monotonic() + 30
-        while "Try it:" not in log.read_text():
-            assert proc.poll() is None and time.monotonic() < deadline, log.read_text()
-            time.sleep(0.05)
+    with serving("--no-ui", "--no-metrics", "--log-level", "warning", env=env, log=log) as url:
         assert "Chat UI" not in log.read_text()
-        assert httpx.get(f"http://127.0.0.1:{port}/ui/").status_code == 404
-    finally:
-        proc.terminate()
-        proc.wait(timeout=10)
+        assert httpx.get(f"{url}/ui/").status_code == 404

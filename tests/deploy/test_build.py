@@ -8,7 +8,6 @@ import importlib.metadata
 import json
 import os
 import re
-import socket
 import subprocess
 import time
 import tomllib
@@ -21,6 +20,7 @@ import pytest
 from packaging.requirements import Requirement
 
 from tests.deploy.conftest import ROOT, lambda_architecture, python312, run, tool, tool_env
+from tests.processes import free_port
 
 # `sam build` downloads the layer's wheels from PyPI: allow for a slow index.
 pytestmark = pytest.mark.timeout(900)
@@ -138,12 +138,6 @@ def test_built_function_holds_the_app_and_the_run_script(built: Path):
     assert (function / "llm_gateway" / "deploy" / "data" / "huggingface-llm.json").exists()
     built_template = (built / "template.yaml").read_text()
     assert "Fn::ForEach::InvokeEndpointPolicies" in built_template  # left for CloudFormation
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 @pytest.fixture
