@@ -67,20 +67,37 @@ def wait_http(port: int, path: str = "/ping", timeout: float = 30) -> None:
 
 
 def percentile(values: list[float], q: float) -> float:
+    """The q-th percentile, linearly interpolated between order statistics (numpy's default).
+
+    Non-decreasing in ``q`` for the same values, and ``percentile(v, 50)`` is the median.
+    """
+    if not values:
+        raise ValueError("no values")
     ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, max(0, round(q / 100 * (len(ordered) - 1))))]
+    position = q / 100 * (len(ordered) - 1)
+    low = int(position)
+    high = min(low + 1, len(ordered) - 1)
+    return ordered[low] + (ordered[high] - ordered[low]) * (position - low)
 
 
 def ms(values: list[float]) -> dict[str, float]:
+    """Median, p95 and p99 in milliseconds, from one sample (so median ≤ p95 ≤ p99)."""
     return {
-        "median_ms": round(statistics.median(values) * 1000, 3),
-        "p95_ms": round(percentile(values, 95) * 1000, 3),
-        "p99_ms": round(percentile(values, 99) * 1000, 3),
+        key: round(percentile(values, q) * 1000, 3)
+        for key, q in (("median_ms", 50), ("p95_ms", 95), ("p99_ms", 99))
     }
 
 
-def minus(a: dict[str, float], b: dict[str, float]) -> dict[str, float]:
-    return {k: round(a[k] - b[k], 3) for k in a}
+def added(path: list[float], direct: list[float]) -> dict[str, float]:
+    """What a path adds to direct boto3: percentiles of the per-round differences.
+
+    ``path[i]`` and ``direct[i]`` were measured in the same round, back to back, so each
+    difference sees the same machine state. (A difference of percentiles is no percentile of
+    anything: it is not even ordered, p99 can come out below p95.)
+    """
+    if len(path) != len(direct):
+        raise ValueError(f"unpaired samples: {len(path)} and {len(direct)}")
+    return ms([p - d for p, d in zip(path, direct, strict=True)])
 
 
 class Stack:
@@ -290,16 +307,17 @@ def measure_http(stack: Stack, rounds: int) -> dict:
             "itl_bare",
         )
     }
-    for _ in range(rounds):
-        s["gen_direct"].append(c.direct_generate())
-        s["gen_gateway"].append(c.gateway_generate())
-        s["gen_bare"].append(c.bare_generate())
-        for name, run in (
-            ("direct", c.direct_stream),
-            ("gateway", c.gateway_stream),
-            ("bare", c.bare_stream),
-        ):
-            first, arrivals = run()
+    generate = {"direct": c.direct_generate, "gateway": c.gateway_generate, "bare": c.bare_generate}
+    stream = {"direct": c.direct_stream, "gateway": c.gateway_stream, "bare": c.bare_stream}
+    names = list(generate)
+    for i in range(rounds):
+        # Round i: each path once, back to back, so s[...][i] of two paths can be paired. The
+        # order rotates, so no path always runs first (or right after another particular one).
+        order = names[i % 3 :] + names[: i % 3]
+        for name in order:
+            s[f"gen_{name}"].append(generate[name]())
+        for name in order:
+            first, arrivals = stream[name]()
             s[f"ttft_{name}"].append(first)
             s[f"itl_{name}"].append(itl(arrivals))
     # relay throughput: the 2,000-token stream, unpaced
@@ -310,10 +328,9 @@ def measure_http(stack: Stack, rounds: int) -> dict:
         gw_tokens = len(c.gateway_stream("bench-long")[1])
         assert gw_tokens == LONG, gw_tokens
     out = {k: ms(v) for k, v in s.items()}
-    out["gen_added_gateway"] = minus(out["gen_gateway"], out["gen_direct"])
-    out["gen_added_bare"] = minus(out["gen_bare"], out["gen_direct"])
-    out["ttft_added_gateway"] = minus(out["ttft_gateway"], out["ttft_direct"])
-    out["ttft_added_bare"] = minus(out["ttft_bare"], out["ttft_direct"])
+    for metric in ("gen", "ttft"):
+        for path in ("gateway", "bare"):
+            out[f"{metric}_added_{path}"] = added(s[f"{metric}_{path}"], s[f"{metric}_direct"])
     out["throughput_tokens_per_s"] = {k: round(statistics.median(v)) for k, v in tp.items() if v}
     return out
 
@@ -621,7 +638,9 @@ def targets(r: dict) -> list[dict]:
 # What profiling found and what changed (same machine, same harness), kept with the report.
 NOTES = """## What was fixed to meet the targets
 
-Measured with this harness before and after each change (medians, one run each):
+Measured with this harness before and after each change (medians, one run each; these runs
+predate the paired statistic, so the added time to first token here is the gateway's median
+minus direct boto3's):
 
 | target | before | after | change |
 |---|---|---|---|
@@ -654,9 +673,11 @@ def markdown(r: dict) -> str:
         "The emulator, the gateway (`llm-gateway serve`: uvicorn, metrics and logs on, written to",
         "/dev/null), the bare floor (`bench/bare_app.py`: FastAPI + boto3 forwarding bodies, no",
         "validation, templates, metrics, deadlines or error mapping) and the client are separate",
-        f"processes. {r['rounds']} rounds interleave direct boto3, gateway and bare calls, after 20",
-        "warm-up rounds. *Added* is each path's figure minus direct boto3's (the client's own boto3",
-        "overhead cancels the gateway's). Cold starts spawn fresh processes, "
+        f"processes. Each of {r['rounds']} rounds (after 20 warm-up rounds) makes one direct boto3,",
+        "one gateway and one bare call back to back, in an order that rotates from round to round.",
+        "*Added* is the per-round difference, a path's call minus the same round's direct boto3",
+        "call (the client's own boto3 overhead cancels the gateway's); its median, p95 and p99 are",
+        "percentiles of those differences, not differences of percentiles. Cold starts spawn fresh processes, "
         f"{r['cold_runs']} times each, interleaved; RSS is the process's peak. Absolute times on",
         "this box are noisy; the ratios in the last table come from one run.",
         "",
