@@ -15,6 +15,11 @@ e. the unzipped size of function + layer (``sam build``) against Lambda's 250 MB
 Everything talks to the SageMaker emulator at zero model latency; the emulator, the servers and
 this client are separate processes; rounds interleave the targets so drift hits all alike.
 Output: ``bench/results/latest.json`` and ``docs/benchmarks.md``.
+
+The code measured is this checkout's ``src`` (put first on the servers' ``PYTHONPATH``), so a
+copy of another commit (``git archive <commit> | tar -x -C dir``) benchmarks that commit. The
+gateway is built by ``create_app``, imported from ``llm_gateway.app`` or, before that module
+existed, ``llm_gateway.http.app``; the Lambda figures use ``llm_gateway.handler``.
 """
 
 from __future__ import annotations
@@ -100,6 +105,78 @@ def added(path: list[float], direct: list[float]) -> dict[str, float]:
     return ms([p - d for p, d in zip(path, direct, strict=True)])
 
 
+# The gateway's app factory: its home after the seams refactor first, then its old one. Only a
+# missing module or name falls through; any other import error in the new module is raised.
+IMPORT_CREATE_APP = """
+try:
+    from llm_gateway.app import create_app
+    create_app_from = "llm_gateway.app"
+except ImportError as exc:
+    if exc.name != "llm_gateway.app":
+        raise
+    from llm_gateway.http.app import create_app
+    create_app_from = "llm_gateway.http.app"
+"""
+
+# One server process, gateway or bare, started the same way: uvicorn with the options
+# ``llm-gateway serve`` uses (no lifespan, no access log, 75 s keep-alive).
+SERVER_CHILD = (
+    """
+import sys
+which, port = sys.argv[1], int(sys.argv[2])
+if which == "bare":
+    from bare_app import app
+else:
+"""
+    + "".join(f"    {line}\n" for line in IMPORT_CREATE_APP.strip().splitlines())
+    + """
+    app = create_app()
+import uvicorn
+uvicorn.run(app, host="127.0.0.1", port=port, lifespan="off", log_level="warning",
+            access_log=False, timeout_keep_alive=75)
+"""
+)
+
+
+def server_command(which: str, port: int) -> list[str]:
+    return [sys.executable, "-c", SERVER_CHILD, which, str(port)]
+
+
+def source(env: dict[str, str]) -> dict:
+    """What was measured: the commit (``BENCH_COMMIT`` for a copy without ``.git``), whether
+    ``src`` differed from it, and where the servers' ``llm_gateway`` and ``create_app`` came from."""
+    out: dict = {"commit": os.environ.get("BENCH_COMMIT")}
+    git = shutil.which("git")
+    if git and (ROOT / ".git").exists():
+        head = subprocess.run(
+            [git, "-C", str(ROOT), "rev-parse", "HEAD"], capture_output=True, text=True
+        )
+        dirty = subprocess.run(
+            [git, "-C", str(ROOT), "status", "--porcelain", "--", "src"],
+            capture_output=True,
+            text=True,
+        )
+        out["commit"] = head.stdout.strip() or out["commit"]
+        out["src_modified"] = bool(dirty.stdout.strip())
+    probe = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            IMPORT_CREATE_APP
+            + "import llm_gateway\nprint(llm_gateway.__file__)\nprint(create_app_from)",
+        ],
+        env=env,
+        capture_output=True,
+        text=True,
+    )
+    if probe.returncode != 0:
+        raise RuntimeError(f"cannot import the gateway's create_app:\n{probe.stderr}")
+    package, factory = probe.stdout.split()
+    out["package"] = str(Path(package).parent)
+    out["create_app"] = f"{factory}.create_app"
+    return out
+
+
 class Stack:
     """The emulator, the gateway and the bare floor, each its own process."""
 
@@ -131,7 +208,9 @@ class Stack:
             AWS_ACCESS_KEY_ID="bench",
             AWS_SECRET_ACCESS_KEY="bench",
             AWS_DEFAULT_REGION="us-east-1",
-            PYTHONPATH=str(BENCH),
+            GATEWAY_CONFIG=str(self.config),
+            # bare_app, and this checkout's code ahead of whatever the venv has installed
+            PYTHONPATH=os.pathsep.join([str(BENCH), str(ROOT / "src")]),
         )
         for key in ("GATEWAY_CONFIG_JSON", "GATEWAY_API_KEYS", "GATEWAY_UI"):
             self.env.pop(key, None)
@@ -161,34 +240,8 @@ class Stack:
             ]
         )
         # The gateway as deployed in stream mode: metrics and logs on (written to /dev/null).
-        self.gateway = self.spawn(
-            [
-                py,
-                "-m",
-                "llm_gateway",
-                "serve",
-                "--port",
-                str(self.gw_port),
-                "--config",
-                str(self.config),
-                "--log-level",
-                "warning",
-                "--no-ui",
-            ]
-        )
-        self.bare = self.spawn(
-            [
-                py,
-                "-m",
-                "uvicorn",
-                "bare_app:app",
-                "--port",
-                str(self.bare_port),
-                "--log-level",
-                "warning",
-                "--no-access-log",
-            ]
-        )
+        self.gateway = self.spawn(server_command("gateway", self.gw_port))
+        self.bare = self.spawn(server_command("bare", self.bare_port))
         wait_http(self.emu_port)
         wait_http(self.gw_port, "/health")
         wait_http(self.bare_port, "/health")
@@ -411,22 +464,9 @@ def uvicorn_cold(stack: Stack, which: str) -> dict:
         "GATEWAY_LOG_LEVEL": "WARNING",
         "BARE_ENDPOINT": "bench-endpoint",
     }
-    app = "llm_gateway.asgi:app" if which == "gateway" else "bare_app:app"
     t = time.perf_counter()
     proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "uvicorn",
-            app,
-            "--port",
-            str(port),
-            "--lifespan",
-            "off",
-            "--log-level",
-            "warning",
-            "--no-access-log",
-        ],
+        server_command(which, port),
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
         env=env,
@@ -546,7 +586,10 @@ def main() -> int:
     args = parser.parse_args()
 
     with tempfile.TemporaryDirectory() as tmp:
-        stack = Stack(Path(tmp)).start()
+        stack = Stack(Path(tmp))
+        measured = source(stack.env)
+        print(f"Measuring {measured}", file=sys.stderr, flush=True)
+        stack.start()
         try:
             http_results = measure_http(stack, args.rounds)
             process_results = measure_processes(stack, args.cold_runs, args.mangum_rounds)
@@ -557,6 +600,7 @@ def main() -> int:
     machine = f"{platform.machine()}, {os.cpu_count()} CPUs, Python {platform.python_version()}"
     report = {
         "machine": machine,
+        "source": measured,
         "rounds": args.rounds,
         "cold_runs": args.cold_runs,
         **http_results,
@@ -661,25 +705,37 @@ def markdown(r: dict) -> str:
 
     gw, bare = r["processes"]["gateway"], r["processes"]["bare"]
     tp = r["throughput_tokens_per_s"]
+    src = r.get("source") or {}
+    measured = []
+    if src.get("commit"):
+        changes = " with uncommitted changes to `src`" if src.get("src_modified") else ""
+        measured = [
+            f"Code measured: commit `{src['commit'][:12]}`{changes}; the gateway is built by "
+            f"`{src['create_app']}`.",
+            "",
+        ]
     lines = [
         "# Benchmarks",
         "",
         f"Machine: {r['machine']} (a shared development box). Produced by `make bench` "
         "(`bench/run.py`); raw figures in `bench/results/latest.json`.",
         "",
+        *measured,
         "## Method",
         "",
         "The SageMaker emulator answers at zero model latency (20-token answers; 2,000 for throughput).",
-        "The emulator, the gateway (`llm-gateway serve`: uvicorn, metrics and logs on, written to",
-        "/dev/null), the bare floor (`bench/bare_app.py`: FastAPI + boto3 forwarding bodies, no",
-        "validation, templates, metrics, deadlines or error mapping) and the client are separate",
-        f"processes. Each of {r['rounds']} rounds (after 20 warm-up rounds) makes one direct boto3,",
-        "one gateway and one bare call back to back, in an order that rotates from round to round.",
-        "*Added* is the per-round difference, a path's call minus the same round's direct boto3",
-        "call (the client's own boto3 overhead cancels the gateway's); its median, p95 and p99 are",
-        "percentiles of those differences, not differences of percentiles. Cold starts spawn fresh processes, "
-        f"{r['cold_runs']} times each, interleaved; RSS is the process's peak. Absolute times on",
-        "this box are noisy; the ratios in the last table come from one run.",
+        "The emulator, the gateway (the app `create_app` builds, run by uvicorn with `llm-gateway",
+        "serve`'s options; metrics and logs on, written to /dev/null), the bare floor",
+        "(`bench/bare_app.py`, run the same way: FastAPI + boto3 forwarding bodies, no validation,",
+        "templates, metrics, deadlines or error mapping) and the client are separate processes.",
+        f"Each of {r['rounds']} rounds (after 20 warm-up rounds) makes one direct boto3, one gateway",
+        "and one bare call back to back, in an order that rotates from round to round. *Added* is",
+        "the per-round difference: a path's call minus the same round's direct boto3 call (the",
+        "client's own boto3 overhead cancels the gateway's). Its median, p95 and p99 are",
+        "percentiles of those differences, not differences of the paths' percentiles, so they",
+        f"are ordered. Cold starts spawn fresh processes, {r['cold_runs']} times each, interleaved;",
+        "RSS is the process's peak. Absolute times on this box are noisy; the ratios in the last",
+        "table come from one run.",
         "",
         "## Buffered `/generate` and streams (ms)",
         "",
