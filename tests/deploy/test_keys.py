@@ -10,23 +10,17 @@ import pytest
 from moto import mock_aws
 
 from llm_gateway.cli import main
-from tests.conftest import env
 
 STACK = "llm-gateway-test"
 
 
 @pytest.fixture
-def apigw() -> Iterator[Any]:
+def apigw(monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
     """A deployed-looking gateway: a REST API, a stage and the stack's two plans."""
-    with (
-        env(
-            AWS_ACCESS_KEY_ID="testing",
-            AWS_SECRET_ACCESS_KEY="testing",
-            AWS_SESSION_TOKEN="testing",
-            AWS_DEFAULT_REGION="us-east-1",
-        ),
-        mock_aws(),
-    ):
+    for name in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN"):
+        monkeypatch.setenv(name, "testing")
+    monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
+    with mock_aws():
         client = boto3.client("apigateway", region_name="us-east-1")
         api = client.create_rest_api(name=STACK)
         root = client.get_resources(restApiId=api["id"])["items"][0]["id"]
@@ -116,3 +110,22 @@ def test_errors_are_reported_not_raised(apigw, capsys):
     wrong_stack = ["keys", "list", "--stack", "missing-stack", "--region", "us-east-1"]
     assert main([*wrong_stack, "--plan", "basic"]) == 1
     assert "tiers of stack missing-stack: none" in capsys.readouterr().err
+
+
+def test_revoke_matches_the_stack_name_exactly(apigw, capsys):
+    """Stack `gw` must not touch the plans (or keys) of a stack named `gw-eu`."""
+    api = apigw.get_rest_apis()["items"][0]["id"]
+    other = apigw.create_usage_plan(
+        name=f"{STACK}-eu-basic", apiStages=[{"apiId": api, "stage": "dev"}]
+    )
+    foreign = apigw.create_api_key(name="acme", enabled=True)
+    apigw.create_usage_plan_key(usagePlanId=other["id"], keyId=foreign["id"], keyType="API_KEY")
+    assert main(keys("create", "--name", "acme", "--plan", "basic")) == 0
+    capsys.readouterr()
+
+    assert main(keys("list")) == 0
+    assert "eu-basic" not in capsys.readouterr().out
+    assert main(keys("revoke", "--name", "acme")) == 0
+    assert capsys.readouterr().out.count("Revoked") == 1
+    left = [k["id"] for k in apigw.get_api_keys()["items"]]
+    assert left == [foreign["id"]]

@@ -4,10 +4,15 @@ The gateway stack (``template.yaml``) has one usage plan per tier, named
 ``<stack name>-<tier>`` (``basic``, ``pro``). A partner key is an API Gateway API key attached to
 one of those plans; API Gateway enforces the plan's throttle and quota per key. The key value is
 printed once, at creation, and never again (``list`` shows names and ids only).
+
+A tier is one word (letters, digits, ``_``): that is what makes a plan name belong to exactly one
+stack, so stack ``gw`` never claims ``gw-eu-basic``, the ``basic`` plan of stack ``gw-eu``.
 """
 
 from __future__ import annotations
 
+import builtins
+import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
@@ -54,14 +59,14 @@ class PartnerKeys:
         self.stack = stack
 
     def plans(self) -> dict[str, Plan]:
-        """The stack's usage plans by tier."""
-        prefix = f"{self.stack}-"
+        """The stack's usage plans by tier: names ``<stack>-<one-word tier>``, nothing else."""
+        pattern = re.compile(re.escape(self.stack) + r"-(\w+)", re.ASCII)
         found = {}
         for plan in _pages(self.client.get_usage_plans, limit=500):
             name = plan.get("name", "")
-            if name.startswith(prefix) and len(name) > len(prefix):
-                tier = name[len(prefix) :]
-                found[tier] = Plan(id=plan["id"], name=name, tier=tier)
+            match = pattern.fullmatch(name)
+            if match:
+                found[match[1]] = Plan(id=plan["id"], name=name, tier=match[1])
         return found
 
     def plan(self, tier: str) -> Plan:
@@ -74,12 +79,16 @@ class PartnerKeys:
             )
         return plans[tier]
 
-    def list(self, tier: str | None = None) -> list[PartnerKey]:
+    def list(self, tier: str | None = None) -> builtins.list[PartnerKey]:
         plans = [self.plan(tier)] if tier else sorted(self.plans().values(), key=lambda p: p.tier)
         keys = []
         for plan in plans:
             for item in _pages(self.client.get_usage_plan_keys, usagePlanId=plan.id, limit=500):
                 details = self.client.get_api_key(apiKey=item["id"], includeValue=False)
+                # A key this tool created names its stack: one attached by hand to a plan that
+                # merely looks like ours is still listed, but never one of another stack.
+                if details.get("tags", {}).get(TAG_STACK, self.stack) != self.stack:
+                    continue
                 keys.append(
                     PartnerKey(
                         id=item["id"],
@@ -91,7 +100,7 @@ class PartnerKeys:
                 )
         return sorted(keys, key=lambda k: (k.name, k.tier))
 
-    def find(self, name: str) -> list[PartnerKey]:
+    def find(self, name: str) -> builtins.list[PartnerKey]:
         return [key for key in self.list() if key.name == name]
 
     def create(self, name: str, tier: str) -> tuple[PartnerKey, str]:
@@ -121,7 +130,7 @@ class PartnerKeys:
         )
         return key, created["value"]
 
-    def revoke(self, name: str, tier: str | None = None) -> list[PartnerKey]:
+    def revoke(self, name: str, tier: str | None = None) -> builtins.list[PartnerKey]:
         """Detach and delete the key(s) named ``name``; requests with them then get 403."""
         keys = [key for key in self.find(name) if tier is None or key.tier == tier]
         if not keys:
