@@ -1,0 +1,153 @@
+"""Refusals: a :class:`GatewayError` that also says how the OpenAI dialect must answer.
+
+``core/errors.py`` has no OpenAI vocabulary, so the extra fields live here: ``openai_type`` and
+``openai_code`` for the OpenAI body, ``headers`` for the response (``x-ratelimit-*``,
+``retry-after-ms``, ``x-should-retry``). ``retry_after`` (seconds) is the base class's
+``Retry-After``. The TGI dialect needs nothing extra: ``{"error": message, "error_type":
+"rate_limit"}`` with status 429.
+"""
+
+from __future__ import annotations
+
+import time
+
+from llm_gateway.budgets.durations import format_duration, until_ms
+from llm_gateway.core.errors import ErrorKind, GatewayError
+
+# What each limit is called in messages and metrics.
+LIMIT_NAMES = {
+    "tpm": "tokens per minute",
+    "rpm": "requests per minute",
+    "day": "tokens per day",
+    "streams": "concurrent streams",
+}
+
+
+class BudgetRefusal(GatewayError):
+    """A request refused by a key's budget (429) or by an unreachable store under ``deny``."""
+
+    __slots__ = ("headers", "key_id", "limit", "openai_code", "openai_type")
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        status: int = 429,
+        error_type: str = "rate_limit",
+        kind: ErrorKind = ErrorKind.THROTTLED,
+        retry_after: int | None,
+        openai_type: str,
+        openai_code: str,
+        headers: dict[str, str],
+        key_id: str,
+        limit: str,
+    ) -> None:
+        super().__init__(
+            message, status=status, error_type=error_type, kind=kind, retry_after=retry_after
+        )
+        self.openai_type = openai_type
+        self.openai_code = openai_code
+        self.headers = headers
+        self.key_id = key_id
+        self.limit = limit  # "tpm" | "rpm" | "day" | "streams" | "store"
+
+    def to_openai(self) -> dict[str, dict[str, str | None]]:
+        """OpenAI's 429 body, as its API answers rate limits and exhausted quotas."""
+        return {
+            "error": {
+                "message": self.message,
+                "type": self.openai_type,
+                "param": None,
+                "code": self.openai_code,
+            }
+        }
+
+    def __repr__(self) -> str:
+        return f"BudgetRefusal({self.status}, {self.limit!r}, {self.message!r})"
+
+
+def _at(epoch: float) -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(epoch))
+
+
+def over_limit(
+    key_id: str,
+    kind: str,
+    *,
+    limit: int,
+    used: int,
+    requested: int,
+    reset_at: float,
+    now: float,
+    headers: dict[str, str],
+) -> BudgetRefusal:
+    """The answer for a window that cannot take ``requested`` more."""
+    name = LIMIT_NAMES[kind]
+    wait_ms = until_ms(reset_at, now)
+    wait = format_duration(wait_ms)
+    headers = dict(headers)
+    never = requested > limit  # no window will ever take it: retrying cannot help
+    if never:
+        message = (
+            f"Request too large for key {key_id} on {name}: limit {limit}, requested {requested}. "
+            "Reduce the prompt or max_tokens."
+        )
+    else:
+        message = (
+            f"Budget reached for key {key_id} on {name}: limit {limit}, used {used}, "
+            f"requested {requested}. Resets in {wait} (at {_at(reset_at)})."
+        )
+    if kind == "day":
+        headers["x-should-retry"] = "false"
+        return BudgetRefusal(
+            message,
+            retry_after=None,
+            openai_type="insufficient_quota",
+            openai_code="insufficient_quota",
+            headers=headers,
+            key_id=key_id,
+            limit=kind,
+        )
+    if never:
+        headers["x-should-retry"] = "false"
+    else:
+        headers["retry-after-ms"] = str(wait_ms)
+    return BudgetRefusal(
+        message,
+        retry_after=None if never else max(1, -(-wait_ms // 1000)),
+        openai_type="tokens" if kind == "tpm" else "requests",
+        openai_code="rate_limit_exceeded",
+        headers=headers,
+        key_id=key_id,
+        limit=kind,
+    )
+
+
+def too_many_streams(key_id: str, limit: int) -> BudgetRefusal:
+    # A stream slot frees whenever one ends; a second is a fair guess for clients that wait.
+    return BudgetRefusal(
+        f"Budget reached for key {key_id} on concurrent streams: limit {limit}, open {limit}, "
+        "requested 1. A slot frees when one of the key's streams ends.",
+        retry_after=1,
+        openai_type="requests",
+        openai_code="rate_limit_exceeded",
+        headers={"retry-after-ms": "1000"},
+        key_id=key_id,
+        limit="streams",
+    )
+
+
+def store_unavailable(key_id: str) -> BudgetRefusal:
+    """``on_store_error: deny``: the gateway cannot check the budget, so it does not serve."""
+    return BudgetRefusal(
+        f"The budget of key {key_id} cannot be checked right now; try again shortly.",
+        status=503,
+        error_type="unavailable",
+        kind=ErrorKind.UPSTREAM,
+        retry_after=5,
+        openai_type="server_error",
+        openai_code="budget_store_unavailable",
+        headers={},
+        key_id=key_id,
+        limit="store",
+    )

@@ -1,0 +1,59 @@
+"""An embedded DynamoDB-compatible store for ``llm-gateway serve`` and the tests.
+
+It is moto's server mode (``moto[server]``, a development dependency) on 127.0.0.1 and a free
+port, spoken to with real boto3 over HTTP exactly as the gateway speaks to DynamoDB. Like the
+SageMaker emulator it is a stand-in for local use, never the production code path: it keeps
+everything in memory and does not expire items by TTL.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from typing import Any
+
+from llm_gateway.budgets.table import create_table
+
+__all__ = ["create_table", "local_client", "start_embedded_store", "start_store_server"]
+
+# Placeholder credentials: requests to the embedded store are signed but never checked.
+PLACEHOLDER = {"aws_access_key_id": "local", "aws_secret_access_key": "local"}
+
+
+def start_store_server() -> tuple[str, Callable[[], None]]:
+    """Start moto's server on a free loopback port: ``(url, stop)``."""
+    try:
+        from moto.server import ThreadedMotoServer
+    except ImportError as exc:  # moto is a dev extra, not needed on AWS
+        raise RuntimeError(
+            "the embedded budget store needs moto's server mode: pip install 'moto[server]' "
+            "(or point AWS_ENDPOINT_URL_DYNAMODB at a DynamoDB-compatible server)"
+        ) from exc
+    # werkzeug logs every request on stderr; the gateway's own log line is enough.
+    logging.getLogger("werkzeug").setLevel(logging.ERROR)
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    server.start()
+    host, port = server.get_host_and_port()
+    return f"http://{host}:{port}", server.stop
+
+
+def local_client(url: str, region: str = "us-east-1") -> Any:
+    """A DynamoDB client for a local store, whatever the AWS environment holds."""
+    import boto3
+
+    return boto3.client("dynamodb", endpoint_url=url, region_name=region, **PLACEHOLDER)
+
+
+def start_embedded_store(table: str) -> tuple[str, Callable[[], None]]:
+    """Start the store and create ``table`` with the stack's schema: ``(url, stop)``.
+
+    The caller points the gateway at it (``AWS_ENDPOINT_URL_DYNAMODB=url``, plus placeholder
+    credentials and a region when the environment has none, as for the SageMaker emulator).
+    """
+    url, stop = start_store_server()
+    try:
+        create_table(local_client(url), table)
+    except Exception:
+        stop()
+        raise
+    return url, stop
