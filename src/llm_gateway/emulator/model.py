@@ -79,7 +79,8 @@ class Sequence:
 
     @property
     def mean_logprob(self) -> float:
-        return sum(t["logprob"] for t in self.tokens) / max(len(self.tokens), 1)
+        total: float = sum(t["logprob"] for t in self.tokens)
+        return total / max(len(self.tokens), 1)
 
 
 @dataclass

@@ -1,4 +1,5 @@
-"""A SageMaker Runtime *simulator*: the real wire protocol in front of simulated TGI models.
+"""A SageMaker Runtime *simulator*: the real wire protocol in front of simulated containers
+(TGI by default; vLLM, SGLang or LMI per ``EndpointSpec.server``).
 
 Unmodified boto3 talks to it when ``AWS_ENDPOINT_URL_SAGEMAKER_RUNTIME`` points here:
 
@@ -8,7 +9,10 @@ Unmodified boto3 talks to it when ``AWS_ENDPOINT_URL_SAGEMAKER_RUNTIME`` points 
   container's bytes, and ``ModelStreamError`` / ``InternalStreamFailure`` exceptions;
 - failures are rest-json errors with ``x-amzn-ErrorType`` (ValidationError 400, ModelError 424
   with ``OriginalStatusCode``/``OriginalMessage``, ModelNotReadyException 429, …);
-- a container error (TGI answering 4xx/5xx) becomes a 424 ModelError, as on SageMaker.
+- a container error (TGI answering 4xx/5xx) becomes a 424 ModelError, as on SageMaker;
+- an endpoint with ``inference_component`` requires that name in
+  ``X-Amzn-SageMaker-Inference-Component``; with ``scale_to_zero`` it answers SageMaker's
+  no-capacity ValidationError until it has woken up (:mod:`llm_gateway.emulator.wake`).
 
 Behaviour per endpoint is an :class:`~llm_gateway.emulator.spec.EndpointSpec`, changeable at
 run time through ``/_emulator/…`` (see :meth:`Emulator.app`) or the Python API.
@@ -22,7 +26,7 @@ import random
 import time
 import uuid
 from collections import deque
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -41,9 +45,11 @@ from llm_gateway.emulator.chat import (
     chat_response,
     chat_stream_events,
 )
+from llm_gateway.emulator.containers import CONTAINERS, failure_body
 from llm_gateway.emulator.eventstream import payload_part
 from llm_gateway.emulator.model import SimulatedTGI
 from llm_gateway.emulator.spec import SAGEMAKER_ERRORS, STREAM_FAULTS, EndpointSpec, Fault
+from llm_gateway.emulator.wake import NO_CAPACITY, WakeState
 from llm_gateway.emulator.wire import (
     ACCOUNT,
     EVENTSTREAM,
@@ -66,6 +72,11 @@ class _QuietReset(logging.Filter):
 # One shared instance: Logger.addFilter ignores a filter already attached, so building many
 # Emulators (one per test) does not stack filters on uvicorn's logger.
 _QUIET_RESET = _QuietReset()
+
+
+def _tgi_error(exc: GatewayError) -> str:
+    """TGI's ``ErrorResponse`` body for a failure before generation."""
+    return orjson.dumps({"error": exc.message, "error_type": exc.error_type}).decode()
 
 
 @dataclass
@@ -92,6 +103,7 @@ class Emulator:
     def __init__(self, endpoints: dict[str, EndpointSpec] | None = None) -> None:
         self.endpoints: dict[str, EndpointSpec] = dict(endpoints or {})
         self.stats: dict[str, EndpointStats] = {}
+        self.wake: dict[str, WakeState] = {}
         logging.getLogger("uvicorn.error").addFilter(_QUIET_RESET)
 
     # -- faults -------------------------------------------------------------------------------
@@ -111,6 +123,41 @@ class Emulator:
 
     def stats_for(self, name: str) -> EndpointStats:
         return self.stats.setdefault(name, EndpointStats())
+
+    def wake_for(self, name: str) -> WakeState | None:
+        """The scale-to-zero state of an endpoint (new whenever its spec's config changes)."""
+        spec = self.endpoints.get(name)
+        config = spec.scale_to_zero if spec is not None else None
+        if config is None:
+            self.wake.pop(name, None)
+            return None
+        state = self.wake.get(name)
+        if state is None or state.config is not config:
+            state = self.wake[name] = WakeState(config)
+        return state
+
+    def _component_error(self, name: str, spec: EndpointSpec, request: Request) -> Response | None:
+        """SageMaker's checks of an inference component endpoint, before any container runs."""
+        if spec.inference_component is not None:
+            component = request.headers.get("x-amzn-sagemaker-inference-component")
+            if not component:
+                return sagemaker_error(
+                    "ValidationError",
+                    400,
+                    "Inference Component Name header is required for endpoints to which you "
+                    "plan to deploy inference components. Please include Inference Component "
+                    "Name header or consider using SageMaker models.",
+                )
+            if component != spec.inference_component:
+                return sagemaker_error(
+                    "ValidationError",
+                    400,
+                    f"Inference Component {component} not found for endpoint {name}.",
+                )
+        wake = self.wake_for(name)
+        if wake is not None and not wake.admit():
+            return sagemaker_error("ValidationError", 400, NO_CAPACITY)
+        return None
 
     # -- SageMaker Runtime -------------------------------------------------------------------
 
@@ -136,6 +183,9 @@ class Emulator:
                 },
             }
         )
+        refused = self._component_error(name, spec, request)
+        if refused is not None:
+            return refused
         slow = self._take_fault(spec, streaming=streaming, kinds=("slow_first_byte",))
         if slow is not None:
             await asyncio.sleep(slow.seconds)
@@ -144,6 +194,7 @@ class Emulator:
             if fault.kind == "model_error":
                 original = (
                     fault.message
+                    or (failure_body(spec, fault.status) if spec.server != "tgi" else None)
                     or orjson.dumps(
                         {
                             "error": "Request failed during generation: simulated failure",
@@ -155,6 +206,20 @@ class Emulator:
             code, status, message = SAGEMAKER_ERROR_KINDS[fault.kind]
             return sagemaker_error(code, status, fault.message or message)
 
+        container = CONTAINERS.get(spec.server)
+        if container is not None:
+            answer = container(spec, body)
+            if answer.status != 200:
+                return model_error(name, answer.status, answer.body)
+            return self._answer(
+                name,
+                spec,
+                streaming,
+                answer.events,
+                fault_allowed=answer.streamed,
+                content_type=answer.content_type,
+                error_event=answer.error_event,
+            )
         tgi = SimulatedTGI(spec)
         try:
             data = loads(body)
@@ -182,7 +247,7 @@ class Emulator:
             if tgi_streams:  # TGI answers 200 and one error event
                 events = [tgi.error_event(exc.message, exc.error_type)]
                 return self._answer(name, spec, streaming, events, fault_allowed=False)
-            return model_error(name, exc.status, orjson.dumps(exc.to_tgi()).decode())
+            return model_error(name, exc.status, _tgi_error(exc))
         if tgi_streams:
             return self._answer(name, spec, streaming, tgi.stream_events(gen), fault_allowed=True)
         return self._answer(
@@ -217,7 +282,7 @@ class Emulator:
                 return self._answer(
                     name, spec, streaming, chat_error_events(exc.message), fault_allowed=False
                 )
-            return model_error(name, exc.status, orjson.dumps(exc.to_tgi()).decode())
+            return model_error(name, exc.status, _tgi_error(exc))
         if req.stream:
             options = data.get("stream_options") or {}
             events = chat_stream_events(gen, model, created, bool(options.get("include_usage")))
@@ -240,6 +305,7 @@ class Emulator:
         *,
         fault_allowed: bool,
         content_type: str = "text/event-stream",
+        error_event: Callable[[str | None, int], bytes] | None = None,
     ) -> Response:
         if not streaming:  # InvokeEndpoint buffers whatever the container sent
             return Response(
@@ -257,7 +323,7 @@ class Emulator:
             else None
         )
         return StreamingResponse(
-            self._frames(name, spec, events, fault),
+            self._frames(name, spec, events, fault, error_event),
             media_type=EVENTSTREAM,
             headers={
                 "X-Amzn-SageMaker-Content-Type": content_type,
@@ -267,7 +333,12 @@ class Emulator:
         )
 
     async def _frames(
-        self, name: str, spec: EndpointSpec, events: list[bytes], fault: Fault | None
+        self,
+        name: str,
+        spec: EndpointSpec,
+        events: list[bytes],
+        fault: Fault | None,
+        error_event: Callable[[str | None, int], bytes] | None = None,
     ) -> AsyncIterator[bytes]:
         stats = self.stats_for(name)
         stats.streams_started += 1
@@ -292,7 +363,7 @@ class Emulator:
                         pending.clear()
                     for part in cut(b"", final=True):
                         yield payload_part(part)
-                    async for frame in fault_frames(fault, legacy):
+                    async for frame in fault_frames(fault, legacy, error_event):
                         yield frame
                     completed = True
                     return
@@ -317,7 +388,7 @@ class Emulator:
             for part in cut(b"", final=True):
                 yield payload_part(part)
             if fault is not None:  # at_token beyond the end: apply it after the last event
-                async for frame in fault_frames(fault, legacy):
+                async for frame in fault_frames(fault, legacy, error_event):
                     yield frame
             completed = True
         finally:
@@ -347,7 +418,11 @@ class Emulator:
 
     async def _admin_stats(self, request: Request) -> Response:
         name = request.path_params["name"]
-        return Response(orjson.dumps(self.stats_for(name).as_dict()), media_type="application/json")
+        stats = self.stats_for(name).as_dict()
+        wake = self.wake_for(name)
+        if wake is not None:
+            stats["scale_to_zero"] = wake.as_dict()
+        return Response(orjson.dumps(stats), media_type="application/json")
 
     async def _ping(self, request: Request) -> Response:
         return Response(status_code=200)

@@ -1,4 +1,5 @@
-"""What one emulated endpoint is: its simulated TGI version, limits, pacing and faults.
+"""What one emulated endpoint is: the container it plays (TGI, vLLM, SGLang or LMI), its limits,
+pacing and faults, and optionally an inference component that scales to zero.
 
 >>> spec = EndpointSpec(tgi_version="0.8.2", faults=[Fault(kind="model_stream_error", at_token=3)])
 >>> spec.limits.max_total_tokens, spec.faults[0].error_code
@@ -93,12 +94,40 @@ class Pacing(BaseModel):
     token_ms: float = Field(0.0, ge=0)
 
 
-class EndpointSpec(BaseModel):
-    """A simulated SageMaker endpoint running a simulated TGI."""
+class ScaleToZero(BaseModel):
+    """An inference component at zero copies: SageMaker's no-capacity ``ValidationError`` until
+    ``wake_seconds`` after the first failed call, back to zero after ``idle_seconds`` idle."""
 
     model_config = ConfigDict(extra="forbid")
 
+    wake_seconds: float = Field(8.0, ge=0)
+    idle_seconds: float = Field(300.0, gt=0)
+    asleep_at_start: bool = True
+
+
+Server = Literal["tgi", "vllm", "sglang", "lmi"]
+
+
+class EndpointSpec(BaseModel):
+    """A simulated SageMaker endpoint running a simulated container (TGI unless ``server``
+    says otherwise: vLLM's or SGLang's OpenAI server, or LMI v17+ async mode)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    server: Server = "tgi"
     model_id: str = "simulated/tgi-model"
+    # The ``model`` the OpenAI servers answer with (vLLM: the model id, LMI: "lmi", SGLang: the
+    # model id) and accept in requests besides "" and absent.
+    served_model_name: str | None = None
+    # vLLM's error body: "nested" {"error": {...}} (>= 0.10.1) or "flat" {"object": "error", ...}.
+    error_shape: Literal["nested", "flat"] = "nested"
+    # vLLM/SGLang: an SSE ``: keep-alive`` comment before every event (--sse-keep-alive-interval).
+    sse_keep_alive: bool = False
+    # When set, calls must name this component (X-Amzn-SageMaker-Inference-Component).
+    inference_component: str | None = Field(
+        None, pattern=r"^[a-zA-Z0-9]([\-a-zA-Z0-9]*[a-zA-Z0-9])?$", max_length=63
+    )
+    scale_to_zero: ScaleToZero | None = None
     tgi_version: Literal["3.x", "0.8.2"] = "3.x"
     limits: Limits = Field(default_factory=Limits)
     pipeline_tag: str = "text-generation"  # => return_full_text defaults to true on /invocations

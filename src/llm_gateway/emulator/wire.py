@@ -98,11 +98,18 @@ def slices(split: str, rng: random.Random) -> Callable[..., list[bytes]]:
     return cut
 
 
-async def fault_frames(fault: Fault, legacy: bool) -> AsyncIterator[bytes]:
-    """The bytes an in-stream fault puts on the wire (``reset`` raises instead)."""
+async def fault_frames(
+    fault: Fault, legacy: bool, error_event: Callable[[str | None, int], bytes] | None = None
+) -> AsyncIterator[bytes]:
+    """The bytes an in-stream fault puts on the wire (``reset`` raises instead).
+
+    ``error_event`` builds the container's own in-stream error (``tgi_error_event`` on a vLLM,
+    SGLang or LMI endpoint) from the fault's message and status."""
     prefix = b"data:" if legacy else b"data: "
     kind = fault.kind
-    if kind == "tgi_error_event":
+    if kind == "tgi_error_event" and error_event is not None:
+        yield payload_part(error_event(fault.message, fault.status))
+    elif kind == "tgi_error_event":
         message = fault.message or "Request failed during generation: simulated CUDA out of memory"
         yield payload_part(
             prefix + orjson.dumps({"error": message, "error_type": fault.error_type}) + b"\n\n"
@@ -124,8 +131,8 @@ async def fault_frames(fault: Fault, legacy: bool) -> AsyncIterator[bytes]:
         frame[-1] ^= 0xFF
         yield bytes(frame)
     elif kind == "cut_frame":
-        frame = payload_part(prefix + b'{"token":{"id":1,"text":"x"}}\n\n')
-        yield frame[: len(frame) // 2]
+        whole = payload_part(prefix + b'{"token":{"id":1,"text":"x"}}\n\n')
+        yield whole[: len(whole) // 2]
     elif kind == "reset":
         await asyncio.sleep(0)
         raise EmulatedReset("simulated connection reset")
