@@ -26,7 +26,8 @@ LIMIT_NAMES = {
 class BudgetRefusal(GatewayError):
     """A request refused by a key's budget (429) or by an unreachable store under ``deny``."""
 
-    __slots__ = ("headers", "key_id", "limit", "openai_code", "openai_type")
+    # ``headers`` is set here whether or not the base class has such a field too.
+    __slots__ = ("key_id", "limit", "openai_code", "openai_type")
 
     def __init__(
         self,

@@ -40,8 +40,12 @@ def start_store_server() -> tuple[str, Callable[[], None]]:
 def local_client(url: str, region: str = "us-east-1") -> Any:
     """A DynamoDB client for a local store, whatever the AWS environment holds."""
     import boto3
+    from botocore.config import Config
 
-    return boto3.client("dynamodb", endpoint_url=url, region_name=region, **PLACEHOLDER)
+    config = Config(max_pool_connections=64)  # as many threads as the gateway's executor
+    return boto3.client(
+        "dynamodb", endpoint_url=url, region_name=region, config=config, **PLACEHOLDER
+    )
 
 
 def start_embedded_store(table: str) -> tuple[str, Callable[[], None]]:

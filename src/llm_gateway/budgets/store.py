@@ -209,7 +209,11 @@ class Budgets:
                     Key=key(res.key_id, "streams"),
                     UpdateExpression="SET used = :one, lease_until = :lease",
                     ConditionExpression="lease_until = :old",
-                    ExpressionAttributeValues=attrs | {":old": num(lease)},
+                    ExpressionAttributeValues={
+                        ":one": attrs[":one"],
+                        ":lease": attrs[":lease"],
+                        ":old": num(lease),
+                    },
                 )
                 res.stream_slot = True
                 return
