@@ -19,7 +19,16 @@ from typing import Any
 import httpx
 import pytest
 import yaml
-from playwright.sync_api import Browser, ConsoleMessage, Dialog, Page, Playwright, sync_playwright
+from playwright.sync_api import (
+    Browser,
+    ConsoleMessage,
+    Dialog,
+    Locator,
+    Page,
+    Playwright,
+    expect,
+    sync_playwright,
+)
 
 from llm_gateway.emulator import Emulator, EndpointSpec
 from llm_gateway.local import BackgroundServer, use_emulator
@@ -54,10 +63,56 @@ DEMO_ANSWER = (
     "```\n"
     "Each chunk carries one token, so the answer appears as the model writes it."
 )
+# Markdown as models write it: a list, a table, a fenced code block, inline code, a link.
+MARKDOWN_ANSWER = """Two ways to stream from the gateway:
+
+1. **OpenAI dialect**: `POST /v1/chat/completions` with `stream: true`.
+2. **TGI dialect**: `POST /generate_stream`, *token by token*.
+
+| Dialect | Stream ends with | Error shape |
+|:--|:--|:--|
+| OpenAI | `data: [DONE]` | `{"error": {"message"}}` |
+| TGI | `generated_text` | `{"error", "error_type"}` |
+
+```python
+from openai import OpenAI
+
+client = OpenAI(base_url="http://127.0.0.1:8080/v1", api_key="key")
+stream = client.chat.completions.create(model="demo", messages=msgs, stream=True)
+for chunk in stream:
+    print(chunk.choices[0].delta.content or "", end="")
+```
+
+More in the [API reference](https://platform.openai.com/docs/api-reference/chat)."""
+# Model output that tries to run script or escape the page's sanitizing in every usual way;
+# each attempt would set window.__pwned (or open a dialog) if it ever ran.
+HOSTILE_ANSWER = """Hostile: <img src=x onerror="window.__pwned='img'"> and \
+<script>window.__pwned='script'</script>
+
+<iframe src="javascript:window.__pwned='iframe'"></iframe>
+
+<svg onload="window.__pwned='svg'"><circle r="9"></circle></svg>
+
+<a href="javascript:window.__pwned='raw-a'">raw link</a> \
+<details open ontoggle="alert('details')">x</details>
+
+[link](javascript:window.__pwned='md-link') [case](JaVaScRiPt:alert('case')) \
+[entity](&#106;avascript:alert('entity')) [data](data:text/html,<script>alert(1)</script>) \
+<javascript:alert('autolink')>
+
+![pic](x" onerror="window.__pwned='alt') ![tracker](https://tracker.invalid/p.png)
+
+[safe link](https://example.com/docs)"""
 
 # Emulated endpoints; each model below uses one (chatml: any template works with the emulator).
 ENDPOINTS: dict[str, dict[str, Any]] = {
     "ui-demo": {"output_text": DEMO_ANSWER},
+    "ui-markdown": {
+        "pacing": {"first_token_ms": 150, "token_ms": 8},
+        "output_text": MARKDOWN_ANSWER,
+    },
+    # (first_token_ms too: with token_ms alone the emulator sends the first token last.)
+    "ui-hostile": {"pacing": {"first_token_ms": 20, "token_ms": 2}, "output_text": HOSTILE_ANSWER},
     "ui-paced": {"pacing": {"first_token_ms": 100, "token_ms": 40}, "output_tokens": 40},
     "ui-long": {"pacing": {"first_token_ms": 50, "token_ms": 40}, "output_tokens": 400},
     "ui-markup": {"output_text": MARKUP_ANSWER},
@@ -67,7 +122,7 @@ ENDPOINTS: dict[str, dict[str, Any]] = {
     },
     "ui-down": {"faults": [{"kind": "internal_failure"}]},
 }
-MODELS = ["demo", "paced", "long", "markup", "midstream", "down"]
+MODELS = ["demo", "markdown", "hostile", "paced", "long", "markup", "midstream", "down"]
 
 
 def ensure_chromium() -> str:
@@ -156,11 +211,13 @@ def browser(playwright_session: Playwright) -> Iterator[Browser]:
 @dataclass
 class Watched:
     """What a page did that a test should know about: dialogs (alert/confirm/prompt),
-    uncaught script errors, and console messages (CSP violations are reported there)."""
+    uncaught script errors, console messages (CSP violations are reported there) and the URLs
+    it requested."""
 
     dialogs: list[str] = field(default_factory=list)
     errors: list[str] = field(default_factory=list)
     console: list[str] = field(default_factory=list)
+    requests: list[str] = field(default_factory=list)
 
 
 @pytest.fixture
@@ -171,7 +228,8 @@ def watched() -> Watched:
 @pytest.fixture
 def page(browser: Browser, watched: Watched) -> Iterator[Page]:
     """A fresh browser context (empty sessionStorage) per test. After the test: no script
-    error and no Content-Security-Policy violation happened."""
+    error, no Content-Security-Policy violation and no request to anywhere but the gateway
+    (the page works offline: its libraries are vendored, model output cannot load images)."""
     context = browser.new_context(viewport={"width": 1100, "height": 800})
     context.set_default_timeout(10_000)
     page = context.new_page()
@@ -186,9 +244,12 @@ def page(browser: Browser, watched: Watched) -> Iterator[Page]:
     page.on("dialog", on_dialog)
     page.on("pageerror", lambda error: watched.errors.append(str(error)))
     page.on("console", on_console)
+    page.on("request", lambda request: watched.requests.append(request.url))
     yield page
     context.close()
     assert watched.errors == [], "the page threw"
+    elsewhere = [u for u in watched.requests if not u.startswith(("http://127.0.0.1:", "data:"))]
+    assert elsewhere == [], "the page requested something from another origin"
     csp = [m for m in watched.console if "Content Security Policy" in m or "Refused to" in m]
     assert csp == [], "the page broke its own Content-Security-Policy"
 
@@ -197,3 +258,39 @@ def page(browser: Browser, watched: Watched) -> Iterator[Page]:
 def http(served: Served) -> Iterator[httpx.Client]:
     with httpx.Client(base_url=served.url, timeout=10) as client:
         yield client
+
+
+# The last answer's text, but only while it is still streaming (read in one go in the page,
+# so "partial" and "still streaming" are observed at the same instant).
+PARTIAL_ANSWER_JS = """(minLength) => {
+  const answers = document.querySelectorAll("li.msg.assistant");
+  const last = answers[answers.length - 1];
+  if (!last || !last.classList.contains("streaming")) return null;
+  const text = last.querySelector(".body").textContent.trim();
+  return text.length >= minLength ? text : null;
+}"""
+
+
+def open_chat(page: Page, served: Served, *, key: str | None = API_KEY) -> None:
+    """Load the page and, like a user, type the API key; wait for the model list."""
+    page.goto(f"{served.url}/ui/")
+    if key is not None:
+        page.fill("#api-key", key)
+        page.press("#api-key", "Tab")  # "change" fires when the field loses focus
+        expect(page.locator("#model option")).to_have_count(len(MODELS))
+
+
+def send(page: Page, text: str, model: str | None = None) -> Locator:
+    """Choose a model, type a message and press Enter; the new answer's list item."""
+    if model is not None:
+        page.select_option("#model", model)
+    answers = page.locator("li.msg.assistant")
+    before = answers.count()
+    page.fill("#prompt", text)
+    page.press("#prompt", "Enter")
+    expect(answers).to_have_count(before + 1)
+    return answers.last
+
+
+def partial_answer(page: Page, min_length: int = 1) -> str:
+    return page.wait_for_function(PARTIAL_ANSWER_JS, arg=min_length).json_value()

@@ -1,14 +1,17 @@
-"""The chat page at ``/ui/``: one static HTML page, its script and its style sheet, shipped in
-the package (no build step) and served by the gateway itself when ``GATEWAY_UI`` is true.
+"""The chat page at ``/ui/``: one static HTML page, its script, its style sheet and two
+vendored libraries (markdown-it, DOMPurify: ``static/vendor/``, re-vendored from npm by
+``scripts/vendor_ui.sh``), shipped in the package (no build step) and served by the gateway
+itself when ``GATEWAY_UI`` is true.
 
 The page is the reference browser client of the OpenAI dialect: it lists ``/v1/models`` and
 streams ``/v1/chat/completions``. Its URLs are relative (``../v1/...``), so it also works under
 an API Gateway stage prefix such as ``/prod/ui/``.
 
-Only the three known files are served (no path from the request reaches the filesystem), each
-with a strict Content-Security-Policy: the page has no inline script or style, so a model answer
-that contains markup could not run even if it were ever inserted as HTML (it is not: the
-script builds the DOM with ``textContent``).
+Only the known files are served (no path from the request reaches the filesystem), each with a
+strict Content-Security-Policy: scripts only from this origin, no inline script or style, no
+eval, no request to any other origin. Model answers are rendered as Markdown with raw HTML
+disabled and the result sanitized by DOMPurify before it reaches the page; the CSP is the
+second line of defence.
 """
 
 from __future__ import annotations
@@ -39,6 +42,8 @@ FILES = {
     "index.html": ("index.html", "text/html; charset=utf-8"),
     "app.js": ("app.js", "text/javascript; charset=utf-8"),
     "style.css": ("style.css", "text/css; charset=utf-8"),
+    "vendor/markdown-it.min.js": ("vendor/markdown-it.min.js", "text/javascript; charset=utf-8"),
+    "vendor/purify.min.js": ("vendor/purify.min.js", "text/javascript; charset=utf-8"),
 }
 
 
@@ -52,9 +57,9 @@ class Asset:
 def load_assets() -> dict[str, Asset]:
     """Read the static files once (at app start-up), keyed by their URL name under ``/ui/``."""
     static = resources.files(__name__) / "static"
-    assets = {}
+    assets: dict[str, Asset] = {}
     for name, (filename, media_type) in FILES.items():
-        body = (static / filename).read_bytes()
+        body = static.joinpath(*filename.split("/")).read_bytes()
         etag = '"' + hashlib.sha256(body).hexdigest()[:32] + '"'
         assets[name] = Asset(body, media_type, etag)
     return assets

@@ -1,11 +1,20 @@
 // The gateway's chat page: a plain-JavaScript client of the OpenAI dialect.
 //
 // - Models come from GET ../v1/models; answers stream from POST ../v1/chat/completions
-//   (stream: true), read with fetch + ReadableStream and parsed as SSE here, because
-//   EventSource cannot POST or send an Authorization header.
-// - Model output is untrusted: it only ever enters the page through textContent and
-//   createElement, never innerHTML, so markup in an answer is shown, not run. The strict
-//   Content-Security-Policy the gateway sends with this page is a second line of defence.
+//   (stream: true, stream_options.include_usage), read with fetch + ReadableStream and parsed
+//   as SSE here, because EventSource cannot POST or send an Authorization header.
+// - Answers are Markdown. Model output is untrusted: markdown-it renders it with raw HTML
+//   turned off (markup the model writes is shown as text), images become plain links (no
+//   request to anywhere), and DOMPurify sanitizes the result against a short allow-list before
+//   it reaches the page; links keep only http(s)/mailto targets and open in a new tab with
+//   rel="noopener noreferrer". The strict Content-Security-Policy the gateway sends with this
+//   page (script-src 'self', no inline code, no eval) is a second line of defence.
+// - While tokens stream, the accumulated text is re-rendered at most once per animation frame
+//   (less often when rendering gets slow), not once per token.
+// - Under each answer: time to first token and tokens per second (measured here), token usage
+//   (the stream's usage chunk) and the gateway's own Server-Timing (gateway, upstream, ttft).
+// - The conversation is kept in sessionStorage (this tab only) and survives a reload; Clear
+//   starts a new one.
 // - URLs are relative so the page works under an API Gateway stage prefix (/prod/ui/).
 "use strict";
 
@@ -14,7 +23,11 @@
     models: new URL("../v1/models", document.baseURI),
     chat: new URL("../v1/chat/completions", document.baseURI),
   };
-  const KEY_STORAGE = "llm-gateway.api-key";
+  const STORAGE = {
+    key: "llm-gateway.api-key",
+    model: "llm-gateway.model",
+    conversation: "llm-gateway.conversation",
+  };
 
   const $ = (id) => document.getElementById(id);
   const ui = {
@@ -36,8 +49,10 @@
     clear: $("clear"),
   };
 
-  // The conversation sent with every request: [{role, content}], oldest first.
-  let history = [];
+  // The conversation as shown: [{role: "user", content, unanswered?} |
+  //   {role: "assistant", content, outcome, finish?, stats?, error?}], oldest first.
+  // What is sent to the model is derived from it (see conversation()).
+  let entries = [];
   // The AbortController of the answer being streamed, or null when idle.
   let inFlight = null;
 
@@ -61,28 +76,69 @@
     return key ? { Authorization: "Bearer " + key, "x-api-key": key } : {};
   }
 
-  // An OpenAI-style error object -> one readable line.
-  function describeError(error, status) {
-    if (!error || typeof error !== "object") return String(error);
-    const parts = [error.message || "Unknown error"];
-    const detail = [status, error.type, error.code].filter((x) => x !== undefined && x !== null);
-    if (detail.length) parts.push("(" + detail.join(", ") + ")");
-    return parts.join(" ");
+  function storageGet(name) {
+    try {
+      return sessionStorage.getItem(name);
+    } catch (_) {
+      return null; // storage disabled: the page still works, it just forgets on reload
+    }
   }
 
-  // A failed response (before any stream): the gateway answers {"error": {...}}; anything in
-  // front of it (a proxy, API Gateway) may answer something else, shown as it is.
+  function storageSet(name, value) {
+    try {
+      if (value === null || value === "") sessionStorage.removeItem(name);
+      else sessionStorage.setItem(name, value);
+    } catch (_) {
+      // full or disabled: nothing to do but go on
+    }
+  }
+
+  // ---- errors, in either dialect --------------------------------------------------------
+
+  // A body carrying an error -> one readable line, or null when it carries none.
+  //   OpenAI:       {"error": {"message", "type", "param", "code"}}
+  //   TGI:          {"error": "…", "error_type": "…"}
+  //   API Gateway:  {"message": "…"}
+  function describeError(body, status) {
+    if (!body || typeof body !== "object") return null;
+    let message;
+    let detail;
+    const error = body.error;
+    if (error && typeof error === "object") {
+      message = error.message || "Unknown error";
+      detail = [status, error.type, error.code];
+      if (error.param) detail.push("param: " + error.param);
+    } else if (typeof error === "string") {
+      message = error || "Unknown error";
+      detail = [status, body.error_type];
+    } else if (typeof body.message === "string") {
+      message = body.message;
+      detail = [status];
+    } else {
+      return null;
+    }
+    detail = detail.filter((x) => x !== undefined && x !== null && x !== "");
+    return detail.length ? message + " (" + detail.join(", ") + ")" : message;
+  }
+
+  // A failed response (before any stream), in whatever shape it came.
   async function responseError(response) {
     const text = await response.text();
+    let line = null;
     try {
-      const body = JSON.parse(text);
-      if (body && body.error) return describeError(body.error, response.status);
-      if (body && body.message) return body.message + " (" + response.status + ")";
+      line = describeError(JSON.parse(text), response.status);
     } catch (_) {
-      // not JSON: fall through
+      // not JSON: shown as it is below
     }
-    return "HTTP " + response.status + " " + response.statusText + (text ? ": " + text.slice(0, 300) : "");
+    if (!line) {
+      line = "HTTP " + response.status + " " + response.statusText + (text ? ": " + text.slice(0, 300) : "");
+    }
+    const retry = response.headers.get("retry-after");
+    if (retry && /^\d+$/.test(retry.trim())) line += " Retry after " + retry.trim() + " s.";
+    return line;
   }
+
+  // ---- request parameters ---------------------------------------------------------------
 
   function numberField(input, parse) {
     const raw = input.value.trim();
@@ -108,51 +164,286 @@
     return params;
   }
 
-  // ---- rendering ----------------------------------------------------------------------
+  // ---- Markdown -----------------------------------------------------------------------
 
-  // Fill `body` with `text`: ``` fences become <pre><code>, everything else text nodes (the
-  // CSS keeps line breaks). An unclosed fence (still streaming) is shown as code already.
-  function renderText(body, text) {
-    body.replaceChildren();
-    const parts = text.split("```");
-    parts.forEach((part, index) => {
-      if (index % 2 === 0) {
-        // A code block is a block already: drop the line breaks that only surround the fences.
-        let prose = part;
-        if (index > 0) prose = prose.replace(/^\n/, "");
-        if (index < parts.length - 1) prose = prose.replace(/\n$/, "");
-        if (prose) body.appendChild(document.createTextNode(prose));
-        return;
+  const markdown = window.markdownit({ html: false, linkify: true, typographer: false });
+
+  // Table alignment: markdown-it writes style="text-align:…", which the CSP (no inline styles)
+  // would refuse and report; a class does the same job.
+  markdown.core.ruler.push("align_classes", (state) => {
+    for (const token of state.tokens) {
+      if ((token.type === "th_open" || token.type === "td_open") && token.attrs) {
+        const style = token.attrGet("style") || "";
+        token.attrs = token.attrs.filter(([name]) => name !== "style");
+        const match = /text-align:\s*(left|center|right)/.exec(style);
+        if (match) token.attrJoin("class", "align-" + match[1]);
       }
-      // Inside a fence: the first line may name the language (```python).
-      const newline = part.indexOf("\n");
-      const info = newline === -1 ? "" : part.slice(0, newline).trim();
-      const code = newline === -1 ? part : part.slice(newline + 1);
-      const pre = el("pre");
-      const codeEl = el("code", null, code.replace(/\n$/, ""));
-      if (/^[\w+#.-]{1,30}$/.test(info)) codeEl.dataset.lang = info;
-      pre.appendChild(codeEl);
-      body.appendChild(pre);
-    });
+    }
+  });
+
+  // Images would make the browser fetch whatever URL the model wrote (the CSP blocks other
+  // origins, but not this one): show them as links instead.
+  markdown.renderer.rules.image = (tokens, index, options, env, self) => {
+    const token = tokens[index];
+    const alt = self.renderInlineAsText(token.children || [], options, env);
+    const src = token.attrGet("src") || "";
+    const escape = markdown.utils.escapeHtml;
+    return '<a href="' + escape(src) + '">' + escape("[image: " + (alt || src) + "]") + "</a>";
+  };
+
+  const SANITIZE = {
+    ALLOWED_TAGS: [
+      "a", "blockquote", "br", "code", "del", "em", "h1", "h2", "h3", "h4", "h5", "h6", "hr",
+      "li", "ol", "p", "pre", "s", "strong", "table", "tbody", "td", "th", "thead", "tr", "ul",
+    ],
+    ALLOWED_ATTR: ["href", "title", "class", "start"],
+    ALLOW_DATA_ATTR: false,
+    ALLOW_ARIA_ATTR: false,
+    // Absolute web and mail links only; anything else (javascript:, data:, relative paths
+    // into the gateway) loses its href and stays as plain text.
+    ALLOWED_URI_REGEXP: /^(?:https?:\/\/|mailto:)/i,
+    RETURN_DOM_FRAGMENT: true,
+  };
+
+  window.DOMPurify.addHook("afterSanitizeAttributes", (node) => {
+    if (node.nodeName !== "A") return;
+    if (node.hasAttribute("href")) {
+      node.setAttribute("target", "_blank");
+      node.setAttribute("rel", "noopener noreferrer nofollow");
+      if (!node.hasAttribute("title")) node.setAttribute("title", node.getAttribute("href"));
+    }
+  });
+
+  // Fill `body` with `text` rendered as sanitized Markdown; code blocks get a Copy button.
+  function renderMarkdown(body, text) {
+    const fragment = window.DOMPurify.sanitize(markdown.render(text), SANITIZE);
+    for (const pre of fragment.querySelectorAll("pre")) {
+      const block = el("div", "code-block");
+      const head = el("div", "code-head");
+      const code = pre.querySelector("code");
+      const lang = code && /(?:^|\s)language-([\w+#.-]{1,30})(?:\s|$)/.exec(code.className);
+      head.appendChild(el("span", "code-lang", lang ? lang[1] : ""));
+      const copy = el("button", "copy", "Copy");
+      copy.type = "button";
+      copy.setAttribute("aria-label", "Copy code");
+      head.appendChild(copy);
+      pre.replaceWith(block);
+      block.append(head, pre);
+    }
+    body.replaceChildren(fragment);
   }
 
-  function addMessage(role, text) {
-    const item = el("li", "msg " + role);
-    item.appendChild(el("p", "who", role === "user" ? "You" : "Assistant"));
-    const body = el("div", "body");
+  // Re-render a streaming answer at most once per animation frame, and when rendering gets
+  // slow (long answers), no more than a quarter of the time: the text only ever grows, and
+  // the last render always happens (finish()).
+  function progressiveRenderer(body) {
+    let text = "";
+    let rendered = null;
+    let scheduled = false;
+    let notBefore = 0;
+
+    function flush() {
+      scheduled = false;
+      if (text === rendered) return;
+      const follow = nearBottom();
+      const started = performance.now();
+      renderMarkdown(body, text);
+      rendered = text;
+      const cost = performance.now() - started;
+      notBefore = performance.now() + (cost > 8 ? cost * 3 : 0);
+      if (follow) scrollToEnd();
+    }
+
+    return {
+      update(next) {
+        text = next;
+        if (scheduled) return;
+        scheduled = true;
+        const wait = notBefore - performance.now();
+        if (wait > 0) setTimeout(() => requestAnimationFrame(flush), wait);
+        else requestAnimationFrame(flush);
+      },
+      finish() {
+        flush();
+      },
+    };
+  }
+
+  // ---- copying code -------------------------------------------------------------------
+
+  async function copyText(text) {
+    if (navigator.clipboard && window.isSecureContext) {
+      await navigator.clipboard.writeText(text);
+      return;
+    }
+    // Plain http on another host is not a secure context: no Clipboard API there.
+    const area = el("textarea", "visually-hidden");
+    area.value = text;
+    document.body.appendChild(area);
+    area.select();
+    const ok = document.execCommand("copy");
+    area.remove();
+    if (!ok) throw new Error("copy refused");
+  }
+
+  ui.log.addEventListener("click", async (event) => {
+    const button = event.target.closest("button.copy");
+    if (!button) return;
+    const code = button.closest(".code-block").querySelector("pre code, pre");
+    try {
+      await copyText(code.textContent.replace(/\n$/, ""));
+      button.textContent = "Copied";
+      setStatus("Code copied to the clipboard.");
+    } catch (err) {
+      button.textContent = "Copy failed";
+      setStatus("Could not copy: " + err.message, true);
+    }
+    setTimeout(() => {
+      if (button.isConnected) button.textContent = "Copy";
+    }, 1500);
+  });
+
+  // ---- timings ------------------------------------------------------------------------
+
+  // "gateway;dur=1.5, upstream;dur=40.5, ttft;dur=38.2" -> {gateway: 1.5, upstream: 40.5, ttft: 38.2}
+  function parseServerTiming(header) {
+    const out = {};
+    for (const metric of (header || "").split(",")) {
+      const [name, ...params] = metric.trim().split(";");
+      if (!name) continue;
+      for (const param of params) {
+        const [key, value] = param.trim().split("=");
+        if (key === "dur" && Number.isFinite(parseFloat(value))) out[name.trim()] = parseFloat(value);
+      }
+    }
+    return out;
+  }
+
+  function formatMs(ms) {
+    return ms >= 1000 ? (ms / 1000).toFixed(2) + " s" : Math.round(ms) + " ms";
+  }
+
+  // The line(s) under an answer, from what was recorded about it.
+  function renderMeta(entry) {
+    const meta = el("div", "meta");
+    const line = el("p", "stats");
+    const add = (className, text, title) => {
+      const span = el("span", className, text);
+      if (title) span.title = title;
+      line.appendChild(span);
+    };
+    const stats = entry.stats || {};
+    if (entry.outcome === "stopped") add("outcome", stats.interrupted ? "interrupted by a reload" : "stopped");
+    if (stats.ttftMs !== undefined) {
+      add("ttft", "first token " + formatMs(stats.ttftMs), "Time to first token, measured in this browser");
+    }
+    if (stats.tokensPerSecond !== undefined) {
+      add("tps", stats.tokensPerSecond.toFixed(1) + " tokens/s", "Completion tokens per second of generation");
+    }
+    if (stats.usage) {
+      const u = stats.usage;
+      add(
+        "usage",
+        u.prompt_tokens + " prompt + " + u.completion_tokens + " completion tokens",
+        "Token usage from the stream's usage chunk (" + u.total_tokens + " in total)"
+      );
+    }
+    if (entry.finish) add("finish", "finish: " + entry.finish);
+    if (line.childNodes.length) meta.appendChild(line);
+
+    const timing = stats.serverTiming || {};
+    const names = ["ttft", "upstream", "gateway"].filter((n) => timing[n] !== undefined);
+    if (names.length) {
+      const server = el("p", "server-timing");
+      server.title = "The gateway's Server-Timing header: time to first token from the model, "
+        + "the SageMaker call, and the gateway's own time";
+      server.textContent = "Server-Timing: " + names.map((n) => n + " " + timing[n].toFixed(1) + " ms").join(" · ");
+      meta.appendChild(server);
+    }
+    return meta.childNodes.length ? meta : null;
+  }
+
+  // ---- the conversation -----------------------------------------------------------------
+
+  // What the model is sent: questions that got an answer, and the answers (even partial
+  // ones: the user saw them). Unanswered questions are left out so user and assistant turns
+  // alternate, as chat templates want.
+  function conversation() {
+    const messages = [];
+    for (const entry of entries) {
+      if (entry.role === "user" && !entry.unanswered) messages.push({ role: "user", content: entry.content });
+      if (entry.role === "assistant" && entry.content) messages.push({ role: "assistant", content: entry.content });
+    }
+    return messages;
+  }
+
+  function save() {
+    storageSet(STORAGE.conversation, entries.length ? JSON.stringify(entries) : null);
+  }
+
+  // Build (or rebuild) the list item of an entry; returns {item, body}.
+  function renderEntry(entry, item) {
+    item = item || el("li");
+    item.className = "msg " + entry.role;
+    item.replaceChildren(el("p", "who", entry.role === "user" ? "You" : "Assistant"));
+    const body = el("div", entry.role === "user" ? "body plain" : "body markdown");
     item.appendChild(body);
-    renderText(body, text);
-    ui.log.appendChild(item);
-    scrollToEnd();
+    if (entry.role === "user") {
+      body.textContent = entry.content; // what the user typed, as typed
+      if (entry.unanswered) item.classList.add("unanswered");
+      return { item, body };
+    }
+    renderMarkdown(body, entry.content);
+    if (entry.outcome && entry.outcome !== "streaming") {
+      item.dataset.outcome = entry.outcome;
+      const meta = renderMeta(entry);
+      if (meta) item.appendChild(meta);
+    }
+    if (entry.error) {
+      item.classList.add("failed");
+      const box = el("p", "error-text", "Error: " + entry.error);
+      box.setAttribute("role", "alert");
+      item.appendChild(box);
+    }
     return { item, body };
   }
 
-  function showMessageError(message, text) {
-    message.item.classList.add("failed");
-    const box = el("p", "error-text", "Error: " + text);
-    box.setAttribute("role", "alert");
-    message.item.appendChild(box);
+  function addEntry(entry) {
+    entries.push(entry);
+    const view = renderEntry(entry);
+    ui.log.appendChild(view.item);
     scrollToEnd();
+    return view;
+  }
+
+  function restore() {
+    let saved;
+    try {
+      saved = JSON.parse(storageGet(STORAGE.conversation) || "[]");
+    } catch (_) {
+      saved = [];
+    }
+    if (!Array.isArray(saved)) saved = [];
+    entries = [];
+    ui.log.replaceChildren();
+    saved.forEach((entry, index) => {
+      if (!entry || typeof entry.content !== "string" || !["user", "assistant"].includes(entry.role)) return;
+      if (entry.role === "assistant" && (!entry.outcome || entry.outcome === "streaming")) {
+        // The page was reloaded while this answer streamed: it ended there.
+        entry.outcome = "stopped";
+        entry.stats = { ...(entry.stats || {}), interrupted: true };
+        const question = saved[index - 1];
+        if (!entry.content && question && question.role === "user") question.unanswered = true;
+      }
+      entries.push(entry);
+    });
+    for (const entry of entries) ui.log.appendChild(renderEntry(entry).item);
+    save();
+    scrollToEnd();
+  }
+
+  function nearBottom() {
+    return ui.log.scrollHeight - ui.log.scrollTop - ui.log.clientHeight < 48;
   }
 
   function scrollToEnd() {
@@ -216,22 +507,28 @@
       return;
     }
 
-    history.push({ role: "user", content: text });
-    const userMessage = addMessage("user", text);
-    const answer = addMessage("assistant", "");
+    const question = { role: "user", content: text };
+    addEntry(question);
+    const messages = conversation();
+    const entry = { role: "assistant", content: "", outcome: "streaming" };
+    const answer = addEntry(entry);
     answer.item.classList.add("streaming");
     answer.item.setAttribute("aria-busy", "true");
+    save();
 
     const controller = new AbortController();
     inFlight = controller;
     setBusy(true);
     setStatus("Waiting for " + ui.model.value + "…");
 
-    let content = "";
-    let finishReason = null;
-    let usage = null;
+    const renderer = progressiveRenderer(answer.body);
+    const stats = {};
     let failure = null;
     let outcome = "done";
+    let finished = false;
+    const started = performance.now();
+    let firstToken = null;
+    let lastToken = null;
 
     try {
       const response = await fetch(API.chat, {
@@ -239,18 +536,20 @@
         headers: { "Content-Type": "application/json", ...authHeaders() },
         body: JSON.stringify({
           model: ui.model.value,
-          messages: history,
+          messages,
           stream: true,
           stream_options: { include_usage: true },
           ...params,
         }),
         signal: controller.signal,
       });
+      const timing = parseServerTiming(response.headers.get("server-timing"));
+      if (Object.keys(timing).length) stats.serverTiming = timing;
       if (!response.ok) {
         failure = await responseError(response);
       } else {
         setStatus("Streaming…");
-        const finished = await readSSE(response, (payload) => {
+        finished = await readSSE(response, (payload) => {
           let chunk;
           try {
             chunk = JSON.parse(payload);
@@ -258,20 +557,22 @@
             failure = failure || "The gateway sent an event that is not JSON: " + payload.slice(0, 200);
             return;
           }
-          if (chunk.error) {
-            // A mid-stream failure: one error event, then [DONE].
-            failure = describeError(chunk.error);
+          if (chunk && chunk.error !== undefined) {
+            // A mid-stream failure (either dialect's shape): one error event, then the end.
+            failure = describeError(chunk) || "Unknown error";
             return;
           }
-          if (chunk.usage) usage = chunk.usage;
+          if (chunk.usage) stats.usage = chunk.usage;
           for (const choice of chunk.choices || []) {
-            if (choice.delta && typeof choice.delta.content === "string") {
-              content += choice.delta.content;
+            if (choice.delta && typeof choice.delta.content === "string" && choice.delta.content) {
+              const now = performance.now();
+              if (firstToken === null) firstToken = now;
+              lastToken = now;
+              entry.content += choice.delta.content;
             }
-            if (choice.finish_reason) finishReason = choice.finish_reason;
+            if (choice.finish_reason) entry.finish = choice.finish_reason;
           }
-          renderText(answer.body, content);
-          scrollToEnd();
+          renderer.update(entry.content);
         });
         if (!finished && !failure) failure = "The stream ended before the answer was complete.";
       }
@@ -282,6 +583,7 @@
         failure = "Could not reach the gateway: " + err.message;
       }
     }
+    renderer.finish();
 
     if (inFlight === controller) inFlight = null;
     answer.item.classList.remove("streaming");
@@ -292,26 +594,31 @@
     if (!answer.item.isConnected) return;
 
     if (failure) outcome = "failed";
-    answer.item.dataset.outcome = outcome;
-    if (content) {
-      // Keep even a partial answer, so the next turn has the context the user saw.
-      history.push({ role: "assistant", content });
-    } else if (outcome !== "done") {
-      // Nothing came back: forget the question (templates want user/assistant turns to
-      // alternate) and offer it again in the message box.
-      history.pop();
-      userMessage.item.classList.add("unanswered");
+    if (firstToken !== null) {
+      stats.ttftMs = firstToken - started;
+      const completion = stats.usage && stats.usage.completion_tokens;
+      if (completion) {
+        // The decode rate, from the first token to the last; an answer that arrived all at
+        // once (a buffered proxy in between) is rated over the whole request instead.
+        const span = lastToken - firstToken >= 20 ? lastToken - firstToken : lastToken - started;
+        if (span > 0) stats.tokensPerSecond = (completion * 1000) / span;
+      }
+    }
+    entry.outcome = outcome;
+    entry.stats = stats;
+    if (failure) entry.error = failure;
+    if (!entry.content && outcome !== "done") {
+      // Nothing came back: the question is not part of the conversation any more; offer it
+      // again in the message box.
+      question.unanswered = true;
+      ui.log.children[entries.indexOf(question)].classList.add("unanswered");
       if (!ui.prompt.value) ui.prompt.value = text;
     }
-
-    const meta = [];
-    if (outcome === "stopped") meta.push("stopped");
-    if (finishReason) meta.push("finish: " + finishReason);
-    if (usage) meta.push(usage.completion_tokens + " tokens");
-    if (meta.length) answer.item.appendChild(el("p", "meta", meta.join(" · ")));
+    renderEntry(entry, answer.item);
+    save();
+    if (nearBottom() || failure) scrollToEnd();
 
     if (failure) {
-      showMessageError(answer, failure);
       setStatus("The request failed.", true);
     } else if (outcome === "stopped") {
       setStatus("Stopped.");
@@ -326,16 +633,17 @@
 
   function clear() {
     stop();
-    history = [];
+    entries = [];
+    save();
     ui.log.replaceChildren();
-    setStatus("Cleared.");
+    setStatus("New chat.");
     ui.prompt.focus();
   }
 
   // ---- models -------------------------------------------------------------------------
 
   async function loadModels() {
-    const previous = ui.model.value;
+    const previous = ui.model.value || storageGet(STORAGE.model);
     setStatus("Loading models…");
     try {
       const response = await fetch(API.models, { headers: authHeaders() });
@@ -368,13 +676,12 @@
 
   // ---- wiring -------------------------------------------------------------------------
 
-  ui.apiKey.value = sessionStorage.getItem(KEY_STORAGE) || "";
+  ui.apiKey.value = storageGet(STORAGE.key) || "";
   ui.apiKey.addEventListener("change", () => {
-    const key = ui.apiKey.value.trim();
-    if (key) sessionStorage.setItem(KEY_STORAGE, key);
-    else sessionStorage.removeItem(KEY_STORAGE);
+    storageSet(STORAGE.key, ui.apiKey.value.trim());
     loadModels(); // a new key may unlock the model list
   });
+  ui.model.addEventListener("change", () => storageSet(STORAGE.model, ui.model.value));
 
   ui.composer.addEventListener("submit", (event) => {
     event.preventDefault();
@@ -402,5 +709,6 @@
   if (window.matchMedia("(max-width: 720px)").matches) ui.settings.open = false;
 
   setBusy(false);
+  restore();
   loadModels();
 })();
