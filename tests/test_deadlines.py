@@ -13,8 +13,8 @@ import pytest
 from llm_gateway.config import Settings
 from llm_gateway.config.schema import ModelConfig
 from llm_gateway.core.errors import GatewayError
-from llm_gateway.http.deadline import LAMBDA_MARGIN, request_deadline
-from llm_gateway.upstream.sagemaker import SageMakerRuntime, make_client
+from llm_gateway.http.deadline import LAMBDA_MARGIN, compute_deadline
+from llm_gateway.transport.sagemaker import SageMakerRuntime, make_client
 from tests.conftest import gateway_config, sse_events
 
 GEN = {"inputs": "Hello", "parameters": {"max_new_tokens": 5}}
@@ -91,11 +91,11 @@ def test_deadline_sources():
             return 5000
 
     now = time.monotonic()
-    assert request_deadline({"aws.context": LambdaContext()}, 29.0, now=now) == pytest.approx(
+    assert compute_deadline({"aws.context": LambdaContext()}, 29.0, now=now) == pytest.approx(
         now + 5 - LAMBDA_MARGIN
     )
-    assert request_deadline({"aws.context": LambdaContext()}, 2.0, now=now) == now + 2.0
-    assert request_deadline({"headers": []}, None, now=now) is None
+    assert compute_deadline({"aws.context": LambdaContext()}, 2.0, now=now) == now + 2.0
+    assert compute_deadline({"headers": []}, None, now=now) is None
     legacy = {
         "headers": [
             (
@@ -104,9 +104,9 @@ def test_deadline_sources():
             )
         ]
     }
-    assert 8.5 < request_deadline(legacy, None, now=now) - now < 9.1
+    assert 8.5 < compute_deadline(legacy, None, now=now) - now < 9.1
     broken = {"headers": [(b"x-amzn-lambda-context", b"not json")]}
-    assert request_deadline(broken, None, now=now) is None
+    assert compute_deadline(broken, None, now=now) is None
 
 
 def test_retries_never_start_past_the_deadline(emulator, faulty):

@@ -15,9 +15,9 @@ import pytest
 from botocore.config import Config
 
 from llm_gateway.config import Settings
-from llm_gateway.http.app import create_app
+from llm_gateway.app import create_app
 from llm_gateway.local import BackgroundServer
-from llm_gateway.upstream.sagemaker import SageMakerRuntime
+from llm_gateway.transport.sagemaker import SageMakerRuntime
 from tests.conftest import gateway_config, sse_events
 from tests.fault_matrix import DISCONNECT, ROWS, Outcome, Row
 from tests.test_observability import Stdout

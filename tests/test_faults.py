@@ -10,7 +10,7 @@ import orjson
 import pytest
 
 from llm_gateway.config import Settings
-from llm_gateway.upstream.sagemaker import SageMakerRuntime
+from llm_gateway.transport.sagemaker import SageMakerRuntime
 from tests.conftest import gateway_config, sse_events
 
 GEN = {"inputs": "Hello", "parameters": {"max_new_tokens": 5}}
@@ -133,7 +133,7 @@ def test_connection_refused_is_a_502(start_gateway):
 
 
 def start_gateway_with(start_gateway, upstream):
-    from llm_gateway.http.app import create_app
+    from llm_gateway.app import create_app
     from llm_gateway.local import BackgroundServer
 
     server = BackgroundServer(create_app(gateway_config(), Settings(), upstream)).start()

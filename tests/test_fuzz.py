@@ -12,7 +12,7 @@ import schemathesis
 from hypothesis import HealthCheck, given, settings
 
 from llm_gateway.config import Settings
-from llm_gateway.http.app import create_app
+from llm_gateway.app import create_app
 from tests.conftest import gateway_config
 
 OPERATIONS = [
@@ -26,6 +26,8 @@ OPERATIONS = [
     ("POST", "/v1/chat/completions"),
     ("POST", "/v1/completions"),
     ("GET", "/v1/models/{model_id}"),
+    ("POST", "/models/{name}/v1/chat/completions"),
+    ("POST", "/models/{name}/v1/completions"),
 ]
 MODELS = [
     {"name": "tgi3", "endpoint": "tgi3-endpoint", "template": "chatml"},

@@ -7,8 +7,17 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from llm_gateway.backends.framing import LineBuffer
+from llm_gateway.backends.tgi.stream import TGIStreamDecoder as StreamDecoder
 from llm_gateway.core.errors import GatewayError
-from llm_gateway.core.sse import LineBuffer, StreamDecoder, TokenEvent
+from llm_gateway.core.events import TokenEvent
+from llm_gateway.dialects.tgi.encoding import error_body as _tgi_error_body
+
+
+def tgi_body(error: GatewayError) -> object:
+    """The error as the TGI dialect renders it."""
+    return orjson.loads(_tgi_error_body(error))
+
 
 # Recorded shapes: TGI 3.x (reference §1.7 example) and the same stream as TGI 0.8.2 sends it.
 TGI3 = (
@@ -56,7 +65,9 @@ def split_at(data: bytes, cuts: list[int]) -> list[bytes]:
 
 def summary(events):
     return [
-        (e.index, e.token, e.generated_text, e.details) if isinstance(e, TokenEvent) else e.to_tgi()
+        (e.index, e.token, e.generated_text, e.details)
+        if isinstance(e, TokenEvent)
+        else tgi_body(e)
         for e in events
     ]
 
@@ -95,7 +106,7 @@ def test_stream_without_last_token_is_incomplete():
     first_event = TGI3.split(b"\n\n")[0] + b"\n\n"
     events = decode_all([first_event])
     assert isinstance(events[-1], GatewayError)
-    assert events[-1].to_tgi() == {
+    assert tgi_body(events[-1]) == {
         "error": "Incomplete generation stream",
         "error_type": "incomplete_generation_stream",
     }
@@ -110,7 +121,7 @@ def test_tgi_error_event_is_final():
     assert isinstance(events[0], TokenEvent)
     err = events[1]
     assert isinstance(err, GatewayError) and len(events) == 2
-    assert err.to_tgi() == {
+    assert tgi_body(err) == {
         "error": "Request failed during generation: OOM",
         "error_type": "generation",
     }

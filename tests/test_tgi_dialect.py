@@ -379,5 +379,9 @@ def test_api_keys_and_body_limit(start_gateway):
             yield b"x" * 500
             yield b'"}'
 
-        r = c.post("/generate", content=chunks(), headers={"x-api-key": "k-one"})
+        r = c.post(
+            "/generate",
+            content=chunks(),
+            headers={"x-api-key": "k-one", "content-type": "application/json"},
+        )
         assert r.status_code == 413

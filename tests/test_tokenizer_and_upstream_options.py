@@ -12,7 +12,7 @@ from moto import mock_aws
 from tokenizers import Tokenizer, models, pre_tokenizers, processors
 
 from llm_gateway.config import ConfigError, Settings, load_config
-from llm_gateway.http.app import create_app
+from llm_gateway.app import create_app
 
 
 def write_tokenizer(path):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 
+import orjson
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -11,6 +12,13 @@ from hypothesis import strategies as st
 from llm_gateway.core.errors import GatewayError
 from llm_gateway.core.parameters import GenerateParameters, Limits
 from llm_gateway.core.validation import as_f32, check_token_budget, validate
+from llm_gateway.dialects.tgi.encoding import error_body as _tgi_error_body
+
+
+def tgi_body(error: GatewayError) -> object:
+    """The error as the TGI dialect renders it."""
+    return orjson.loads(_tgi_error_body(error))
+
 
 LIMITS = Limits(
     max_input_tokens=1024,
@@ -155,7 +163,7 @@ def test_each_message_is_tgis(params, inputs, stream, limits, expected):
     err = info.value
     assert err.message == expected
     assert (err.status, err.error_type) == (422, "validation")
-    assert err.to_tgi() == {"error": expected, "error_type": "validation"}
+    assert tgi_body(err) == {"error": expected, "error_type": "validation"}
 
 
 def test_valid_requests_pass():

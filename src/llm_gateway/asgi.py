@@ -4,6 +4,6 @@ This is what runs on Lambda behind the Web Adapter (streaming mode) and what
 ``llm-gateway serve`` runs locally.
 """
 
-from llm_gateway.http.app import create_app
+from llm_gateway.app import create_app
 
 app = create_app()

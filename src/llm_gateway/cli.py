@@ -77,7 +77,7 @@ def serve(args: argparse.Namespace) -> int:
 
     from botocore.exceptions import NoRegionError
 
-    from llm_gateway.http.app import create_app
+    from llm_gateway.app import create_app
 
     try:
         app = create_app(config, settings)

@@ -7,7 +7,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any, Literal
 
 from pydantic import (
     BaseModel,
@@ -76,8 +76,25 @@ class ModelConfig(BaseModel):
     template: str | ChatTemplate = "none"
     limits: Limits = Field(default_factory=Limits)
     defaults: GenerateParameters | None = None
-    chat_api: bool = False  # the endpoint runs TGI's Messages API (TGI >= 2.4 on /invocations)
+    # The upstream protocol (llm_gateway.backends): TGI's generate API (the default) or TGI's
+    # Messages API (TGI >= 2.4 on /invocations; the older `chat_api: true` means the same).
+    backend: Literal["tgi", "tgi-messages", "openai"] = "tgi"
     tokenizer: str | None = None  # optional tokenizer.json for exact prompt-token counts
+
+    @model_validator(mode="before")
+    @classmethod
+    def _chat_api_is_a_backend(cls, data: Any) -> Any:
+        """``chat_api: true`` (older files) is ``backend: tgi-messages``."""
+        if isinstance(data, dict) and "chat_api" in data:
+            data = dict(data)
+            chat_api = data.pop("chat_api")
+            if chat_api is True and data.get("backend", "tgi-messages") != "tgi-messages":
+                raise ValueError("chat_api: true contradicts backend; use backend alone")
+            if chat_api is True:
+                data["backend"] = "tgi-messages"
+            elif chat_api is not False:
+                raise ValueError("chat_api must be true or false")
+        return data
 
     @field_validator("template")
     @classmethod

@@ -1,9 +1,9 @@
 """The one error type of the gateway.
 
-Every failure a client can see is a :class:`GatewayError`. Its ``message`` and ``error_type``
-are the contract of the TGI dialect (``{"error": message, "error_type": error_type}``) and its
-``status`` the HTTP status used when the failure is known before a response starts. Dialects
-only re-shape it; they never invent their own failure vocabulary.
+Every failure a client can see is a :class:`GatewayError`: a ``message``, an ``error_type``
+(the vocabulary is TGI's, which the gateway adopted), the ``status`` used when the failure is
+known before a response starts, and a :class:`ErrorKind` saying who is to blame. Dialects
+only render it in their wire shapes; they never invent their own failure vocabulary.
 
 >>> err = validation_error("`top_k` must be strictly positive")
 >>> err.status, err.error_type, err.message
@@ -30,10 +30,11 @@ class GatewayError(Exception):
     """A failure with the status, TGI ``error_type`` and message clients see.
 
     ``param`` names the offending request field when known (the OpenAI dialect reports it);
-    ``retry_after`` (seconds) becomes a ``Retry-After`` header on overload answers.
+    ``retry_after`` (seconds) becomes a ``Retry-After`` header on overload answers; ``headers``
+    are further response headers the failure implies (e.g. ``x-should-retry``).
     """
 
-    __slots__ = ("error_type", "kind", "message", "param", "retry_after", "status")
+    __slots__ = ("error_type", "headers", "kind", "message", "param", "retry_after", "status")
 
     def __init__(
         self,
@@ -44,6 +45,7 @@ class GatewayError(Exception):
         kind: ErrorKind,
         param: str | None = None,
         retry_after: int | None = None,
+        headers: dict[str, str] | None = None,
     ) -> None:
         super().__init__(message)
         self.message = message
@@ -52,10 +54,7 @@ class GatewayError(Exception):
         self.kind = kind
         self.param = param
         self.retry_after = retry_after
-
-    def to_tgi(self) -> dict[str, str]:
-        """The TGI ``ErrorResponse`` body (and SSE error event)."""
-        return {"error": self.message, "error_type": self.error_type}
+        self.headers = headers or {}
 
     def __repr__(self) -> str:
         return f"GatewayError({self.status}, {self.error_type!r}, {self.message!r})"
@@ -141,37 +140,4 @@ def unavailable_error(message: str, *, retry_after: int | None = 5) -> GatewayEr
         error_type="unavailable",
         kind=ErrorKind.THROTTLED,
         retry_after=retry_after,
-    )
-
-
-# TGI's InferError statuses (router/src/server.rs `impl From<InferError>`), by error_type.
-TGI_STATUS: dict[str, int] = {
-    "validation": 422,
-    "template_error": 422,
-    "tool_error": 422,
-    "missing_template_variable": 422,
-    "generation": 424,
-    "overloaded": 429,
-    "incomplete_generation": 500,
-    "incomplete_generation_stream": 500,
-    "stream_serialization_error": 500,
-}
-
-
-def tgi_error(message: str, error_type: str, *, status: int | None = None) -> GatewayError:
-    """An error TGI itself reported: its type and message are kept as they are."""
-    if status is None:
-        status = TGI_STATUS.get(error_type, 502)
-    if error_type == "validation" or error_type in ("template_error", "tool_error"):
-        kind = ErrorKind.CLIENT
-    elif error_type == "overloaded":
-        kind = ErrorKind.THROTTLED
-    else:
-        kind = ErrorKind.UPSTREAM
-    return GatewayError(
-        message,
-        status=status,
-        error_type=error_type,
-        kind=kind,
-        retry_after=1 if error_type == "overloaded" else None,
     )

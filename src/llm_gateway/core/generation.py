@@ -1,53 +1,36 @@
-"""The generation service: validated parameters in, TGI results or token streams out.
+"""The generation service: validated parameters in, generations or event streams out.
 
 Dialects call :meth:`GenerationService.prepare` with the prompt and TGI parameters they built,
-then :meth:`generate` (buffered) or :meth:`stream`. The service fills the model's configured
-defaults, applies TGI's validation against the model's limits, builds the upstream body
-(``{"inputs", "parameters", "stream"}`` with ``stream`` at the top level, where TGI's
-``/invocations`` reads it) and talks to the upstream through the :class:`Upstream` protocol.
+then :meth:`~GenerationService.generate` (buffered) or :meth:`~GenerationService.stream`; chat
+requests for backends that take them as they are go through :meth:`~GenerationService.chat`.
+The service fills the model's configured defaults, applies TGI's validation against the
+model's limits, has the model's :class:`~llm_gateway.core.ports.Backend` build the request
+bytes, and sends them through the model's :class:`~llm_gateway.core.ports.Channel`.
 """
 
 from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Callable
+from collections.abc import Mapping
 from concurrent.futures import Executor
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any
 
-import orjson
-
-from llm_gateway.core.errors import GatewayError, deadline_error, request_error, upstream_error
-from llm_gateway.core.parameters import GenerateParameters, Limits
-from llm_gateway.core.sse import StreamDecoder
-from llm_gateway.core.streaming import TokenStream, UpstreamBody
+from llm_gateway.core.errors import GatewayError, deadline_error
+from llm_gateway.core.parameters import GenerateParameters
+from llm_gateway.core.ports import Backend, Channel, ModelTarget
+from llm_gateway.core.streaming import TokenStream
 from llm_gateway.core.tokenizer import TokenCounter
 from llm_gateway.core.validation import check_token_budget, validate
 
 
-class ModelTarget(Protocol):
-    """What the service needs to know of a configured model."""
+@dataclass(frozen=True, slots=True)
+class Upstream:
+    """One model's way out: the protocol it speaks and the channel that carries it."""
 
-    name: str
-    endpoint: str
-    inference_component: str | None
-    limits: Limits
-    defaults: GenerateParameters | None
-
-
-class Upstream(Protocol):
-    """Blocking calls to the model endpoint; failures are raised as :class:`GatewayError`.
-
-    ``deadline`` (a ``time.monotonic()`` value) bounds retries: no retry starts that could
-    not finish before it.
-    """
-
-    def invoke(self, target: ModelTarget, body: bytes, deadline: float | None = None) -> bytes: ...
-
-    def invoke_stream(
-        self, target: ModelTarget, body: bytes, deadline: float | None = None
-    ) -> UpstreamBody: ...
+    backend: Backend
+    channel: Channel
 
 
 @dataclass(slots=True)
@@ -70,61 +53,30 @@ class PreparedRequest:
 
 @dataclass(slots=True)
 class GenerationResult:
-    """A buffered TGI answer: ``generated_text`` and the upstream's ``details`` (if any)."""
+    """A buffered answer: the text and the upstream's ``details`` (if any)."""
 
     generated_text: str
     details: dict[str, Any] | None
     upstream_seconds: float
 
 
-def upstream_body(inputs: str, parameters: GenerateParameters, *, stream: bool) -> bytes:
-    payload: dict[str, Any] = {
-        "inputs": inputs,
-        "parameters": parameters.to_upstream(return_full_text=bool(parameters.return_full_text)),
-    }
-    if stream:
-        payload["stream"] = True
-    return dumps_request(payload)
-
-
-def dumps_request(payload: object) -> bytes:
-    """Serialise an upstream body; JSON nested deeper than the encoder allows is the client's
-    doing (parsing allows 1024 levels, encoding 254), so it is a 422, not a crash."""
-    try:
-        return orjson.dumps(payload)
-    except orjson.JSONEncodeError as exc:
-        raise request_error(f"The request cannot be forwarded: {exc}") from None
-
-
-def parse_generate_response(raw: bytes) -> tuple[str, dict[str, Any] | None]:
-    """TGI's compat answer is ``[{"generated_text", "details"?}]``; an object is accepted too."""
-    try:
-        data = orjson.loads(raw)
-    except orjson.JSONDecodeError:
-        raise upstream_error("The model endpoint returned a body that is not JSON") from None
-    if isinstance(data, list) and data:
-        data = data[0]
-    if not isinstance(data, dict) or not isinstance(data.get("generated_text"), str):
-        raise upstream_error("The model endpoint returned an unexpected body (no generated_text)")
-    details = data.get("details")
-    return data["generated_text"], details if isinstance(details, dict) else None
-
-
 class GenerationService:
-    """Runs generations against an :class:`Upstream`; blocking calls go to ``executor``.
-
-    ``counters`` maps model names to their tokenizers, for the models that have one.
-    """
+    """Runs generations through each model's :class:`Upstream`; blocking calls go to
+    ``executor``. ``counters`` maps model names to their tokenizers, for the models that have
+    one."""
 
     def __init__(
         self,
-        upstream: Upstream,
+        upstreams: Mapping[str, Upstream],
         executor: Executor,
-        counters: dict[str, TokenCounter] | None = None,
+        counters: Mapping[str, TokenCounter] | None = None,
     ) -> None:
-        self.upstream = upstream
+        self.upstreams = upstreams
         self.executor = executor
         self.counters = counters or {}
+
+    def backend(self, model: ModelTarget) -> Backend:
+        return self.upstreams[model.name].backend
 
     def prepare(
         self,
@@ -141,7 +93,7 @@ class GenerationService:
         counter = self.counters.get(model.name)
         if counter is not None:
             input_tokens = check_token_budget(counter.count(inputs), effective, model.limits)
-        body = upstream_body(inputs, effective, stream=stream)
+        body = self.backend(model).generate_body(inputs, effective, stream=stream)
         return PreparedRequest(model, inputs, effective, stream, body, input_tokens)
 
     async def generate(
@@ -149,10 +101,11 @@ class GenerationService:
     ) -> GenerationResult:
         """A buffered generation; past ``deadline`` it fails with 504 ``timeout`` (the blocking
         call cannot be interrupted, so its thread finishes in the background)."""
+        upstream = self.upstreams[request.model.name]
         loop = asyncio.get_running_loop()
         started = time.perf_counter()
         future = loop.run_in_executor(
-            self.executor, self.upstream.invoke, request.model, request.body, deadline
+            self.executor, upstream.channel.invoke, request.body, deadline
         )
         if deadline is None:
             raw = await future
@@ -161,24 +114,30 @@ class GenerationService:
                 raw = await asyncio.wait_for(future, max(deadline - time.monotonic(), 0.0))
             except TimeoutError:
                 raise deadline_error() from None
-        text, details = parse_generate_response(raw)
-        return GenerationResult(text, details, time.perf_counter() - started)
+        generated = upstream.backend.parse_generated(raw)
+        return GenerationResult(generated.text, generated.details, time.perf_counter() - started)
 
     def stream(self, request: PreparedRequest, deadline: float | None = None) -> TokenStream:
         """Start the upstream stream now; events are read with :meth:`TokenStream.next`."""
-        return self.stream_body(request.model, request.body, deadline=deadline)
-
-    def stream_body(
-        self,
-        model: ModelTarget,
-        body: bytes,
-        decoder: Callable[[], StreamDecoder] = StreamDecoder,
-        deadline: float | None = None,
-    ) -> TokenStream:
-        """Stream any upstream body (e.g. a Messages API request) with the given decoder."""
-        upstream = self.upstream
+        upstream = self.upstreams[request.model.name]
+        channel, body = upstream.channel, request.body
         return TokenStream(
-            lambda: upstream.invoke_stream(model, body, deadline), self.executor, decoder
+            lambda: channel.invoke_stream(body, deadline),
+            self.executor,
+            upstream.backend.generate_decoder,
+        ).start()
+
+    def chat(
+        self, model: ModelTarget, data: dict[str, Any], deadline: float | None = None
+    ) -> TokenStream:
+        """Forward a chat request as it is to a backend that takes one; a stream of chunks."""
+        upstream = self.upstreams[model.name]
+        channel = upstream.channel
+        body = upstream.backend.chat_body(data, model.defaults)
+        return TokenStream(
+            lambda: channel.invoke_stream(body, deadline),
+            self.executor,
+            upstream.backend.chat_decoder,
         ).start()
 
 
@@ -186,7 +145,6 @@ __all__ = [
     "GatewayError",
     "GenerationResult",
     "GenerationService",
-    "ModelTarget",
     "PreparedRequest",
     "Upstream",
 ]

@@ -1,8 +1,9 @@
 """A blocking upstream byte stream as an async sequence of token events.
 
-boto3 reads SageMaker's event stream with blocking sockets, so one worker thread per stream
-reads ``PayloadPart`` bytes, decodes them (:class:`~llm_gateway.core.sse.StreamDecoder`) and
-hands whole batches of events to the event loop. The loop side waits with a timeout, which is
+Transports read with blocking sockets (boto3), so one worker thread per stream reads the
+upstream's bytes, decodes them with the backend's
+:class:`~llm_gateway.core.events.EventDecoder` and hands whole batches of events to the event
+loop. The loop side waits with a timeout, which is
 how callers send heartbeats during silences, and can :meth:`TokenStream.close` the upstream at
 any time (client gone): the socket is shut down so the worker wakes up at once.
 """
@@ -14,22 +15,14 @@ import logging
 import threading
 import time
 from collections import deque
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from concurrent.futures import Executor
-from typing import Protocol
 
 from llm_gateway.core.errors import GatewayError, upstream_error
-from llm_gateway.core.sse import StreamDecoder, TokenEvent
+from llm_gateway.core.events import EventDecoder, StreamEvent
+from llm_gateway.core.ports import UpstreamBody
 
 log = logging.getLogger(__name__)
-
-
-class UpstreamBody(Protocol):
-    """What an upstream stream call returns: byte chunks, closable from another thread."""
-
-    def __iter__(self) -> Iterable[bytes]: ...
-
-    def close(self) -> None: ...
 
 
 def _wake(waiter: asyncio.Future[None]) -> None:
@@ -47,13 +40,14 @@ class _End:
 END = _End()
 TIMEOUT = None  # returned by TokenStream.next() when nothing arrived within the timeout
 
-Item = TokenEvent | GatewayError | _End
+Item = StreamEvent | GatewayError | _End
 
 
 class TokenStream:
     """Events of one upstream generation stream.
 
-    ``next(timeout)`` returns a :class:`TokenEvent`, ``None`` on timeout, or raises the
+    ``next(timeout)`` returns a :class:`~llm_gateway.core.events.TokenEvent` (or, for chat
+    streams, a :class:`~llm_gateway.core.events.ChatChunk`), ``None`` on timeout, or raises the
     stream's :class:`GatewayError`; after the last token it raises ``StopAsyncIteration``.
     Timestamps (``time.perf_counter``): ``started_at`` when the call began,
     ``first_token_at`` when the first token arrived, ``finished_at`` when it ended. ``TokenStream.active`` counts the worker
@@ -67,7 +61,7 @@ class TokenStream:
         self,
         open_upstream: Callable[[], UpstreamBody],
         executor: Executor,
-        decoder: Callable[[], StreamDecoder] = StreamDecoder,
+        decoder: Callable[[], EventDecoder],
     ) -> None:
         self._open_upstream = open_upstream
         self._decoder = decoder
@@ -82,7 +76,7 @@ class TokenStream:
         self.started_at = time.perf_counter()
         self.first_token_at: float | None = None
         self.finished_at: float | None = None
-        self.last_event: TokenEvent | None = None
+        self.last_event: StreamEvent | None = None
 
     def start(self) -> TokenStream:
         self._loop = asyncio.get_running_loop()
@@ -123,11 +117,11 @@ class TokenStream:
                     return
                 events = decoder.feed(chunk)
                 if events:
-                    self._post(events)
+                    self._post(list(events))
                 if decoder.finished:
                     break
             if not decoder.finished:
-                self._post(decoder.close())
+                self._post(list(decoder.close()))
         except GatewayError as exc:
             self._post([exc])
         except Exception as exc:  # a reader must never die silently
@@ -157,7 +151,7 @@ class TokenStream:
 
     # -- event loop side -----------------------------------------------------------------------
 
-    async def next(self, timeout: float | None) -> TokenEvent | None:
+    async def next(self, timeout: float | None) -> StreamEvent | None:
         if not self._pending:
             loop = self._loop or asyncio.get_running_loop()
             waiter = self._waiter = loop.create_future()
@@ -184,13 +178,17 @@ class TokenStream:
         self.last_event = item
         return item
 
-    def ready(self) -> list[TokenEvent]:
+    def ready(self) -> list[StreamEvent]:
         """The token events that have already arrived (no waiting): a relay sends them in one
         write. Stops before an error or the end, which :meth:`next` then reports."""
-        out: list[TokenEvent] = []
+        out: list[StreamEvent] = []
         pending = self._pending
-        while pending and not (pending[0] is END or isinstance(pending[0], GatewayError)):
-            out.append(pending.popleft())  # type: ignore[arg-type]
+        while pending:
+            item = pending[0]
+            if isinstance(item, GatewayError | _End):
+                break
+            out.append(item)
+            pending.popleft()
         if out:
             self.last_event = out[-1]
         return out

@@ -4,15 +4,24 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from starlette.requests import Request
-
 from llm_gateway.config.schema import GatewayConfig, ModelConfig
 from llm_gateway.config.settings import Settings
 from llm_gateway.core.errors import model_not_found, request_error
 from llm_gateway.core.generation import GenerationService
-from llm_gateway.http.timing import Timing
-from llm_gateway.observability.record import RequestRecord
 from llm_gateway.templates import PromptTemplate
+
+# Names TGI's own clients send for "the model behind this URL": TGI serves its one model
+# whatever the name (huggingface_hub and LangChain's ChatHuggingFace send "dummy").
+PLACEHOLDER_NAMES = frozenset({"", "tgi", "dummy"})
+
+
+def is_placeholder(name: str) -> bool:
+    """Whether a requested model name means "the default model".
+
+    >>> [is_placeholder(n) for n in ("tgi", "dummy", "", "https://h/models/x", "llama")]
+    [True, True, True, True, False]
+    """
+    return name in PLACEHOLDER_NAMES or name.startswith(("http://", "https://"))
 
 
 @dataclass(frozen=True, slots=True)
@@ -34,35 +43,11 @@ class GatewayContext:
             )
 
     def model(self, name: str | None) -> ModelConfig:
-        """The named model, or the default one; unknown names are 404 ``model_not_found``."""
-        if name is None:
+        """The named model, or the default one for no name and TGI's placeholder names;
+        unknown names are 404 ``model_not_found``."""
+        if name is None or is_placeholder(name):
             return self.config.default
         model = self.config.get(name)
         if model is None:
             raise model_not_found(name)
         return model
-
-
-def request_timing(request: Request) -> Timing:
-    """The request's :class:`Timing`, set by the gateway middleware (or a fresh one)."""
-    timing = request.scope.get("state", {}).get("timing")
-    if timing is None:
-        timing = Timing()
-        request.scope.setdefault("state", {})["timing"] = timing
-    return timing
-
-
-def request_deadline(request: Request) -> float | None:
-    """The request's ``time.monotonic()`` deadline (see :mod:`llm_gateway.http.deadline`)."""
-    return request.scope.get("state", {}).get("deadline")
-
-
-def request_record(request: Request) -> RequestRecord:
-    """The request's :class:`RequestRecord`, set by the middleware (or a detached one)."""
-    record = request.scope.get("state", {}).get("record")
-    if record is None:
-        record = RequestRecord(
-            request_id="", method=request.method, path=request.url.path, started=0.0
-        )
-        request.scope.setdefault("state", {})["record"] = record
-    return record

@@ -11,7 +11,7 @@ Deadlines are ``time.monotonic()`` values, or ``None`` for no limit.
 >>> import json, time
 >>> scope = {"headers": [(b"x-amzn-lambda-context",
 ...           json.dumps({"deadline_ms": int(time.time() * 1000) + 60_000}).encode())]}
->>> 58 < request_deadline(scope, None, now=time.monotonic()) - time.monotonic() <= 59
+>>> 58 < compute_deadline(scope, None, now=time.monotonic()) - time.monotonic() <= 59
 True
 """
 
@@ -19,12 +19,13 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import MutableMapping
 from typing import Any
 
 LAMBDA_MARGIN = 1.0  # seconds kept to answer with an error and write metrics before the kill
 
 
-def lambda_remaining(scope: dict[str, Any]) -> float | None:
+def lambda_remaining(scope: MutableMapping[str, Any]) -> float | None:
     """Seconds until Lambda stops this invocation, if running on Lambda."""
     context = scope.get("aws.context")
     remaining = getattr(context, "get_remaining_time_in_millis", None)
@@ -44,8 +45,11 @@ def lambda_remaining(scope: dict[str, Any]) -> float | None:
     return None
 
 
-def request_deadline(scope: dict[str, Any], timeout: float | None, *, now: float) -> float | None:
-    limits = []
+def compute_deadline(
+    scope: MutableMapping[str, Any], timeout: float | None, *, now: float
+) -> float | None:
+    """The earliest of ``now + timeout`` and Lambda's deadline less the margin."""
+    limits: list[float] = []
     if timeout is not None:
         limits.append(now + timeout)
     remaining = lambda_remaining(scope)

@@ -1,35 +1,79 @@
-"""Rendering a :class:`GatewayError` in the dialect of the route it happened on.
+"""Rendering a :class:`GatewayError` in the dialect that owns the request's route.
 
-Routes under ``/v1/`` speak OpenAI's dialect; everything else speaks TGI's
-(``{"error": …, "error_type": …}``), which is also what API Gateway's own error bodies mimic.
+The route a request matched knows its dialect; a request that matched none (a 404, or one
+refused by the middleware before routing) is matched against the registered routes, then the
+dialects' ``fallback_prefixes``, then the default dialect.
 """
 
 from __future__ import annotations
 
-import orjson
+from collections.abc import MutableMapping, Sequence
+from typing import Any
+
 from fastapi import FastAPI
 from fastapi.exceptions import RequestValidationError
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import Response
+from starlette.routing import BaseRoute, Match
 
 from llm_gateway.core.decoding import DESERIALIZE_PREFIX
 from llm_gateway.core.errors import ErrorKind, GatewayError, request_error
-from llm_gateway.dialects.openai.encoding import error_body as openai_error_body
-from llm_gateway.dialects.tgi.encoding import error_body
-from llm_gateway.http.responses import JSONBytesResponse
+from llm_gateway.http.dialect import Dialect
+from llm_gateway.http.replies import JSONBytesResponse
+from llm_gateway.http.state import request_state
+
+log_internal = "llm_gateway.http.errors"
 
 
-def render_error(path: str, error: GatewayError) -> Response:
-    headers = {}
-    if error.retry_after is not None:
-        headers["retry-after"] = str(error.retry_after)
-    if error.kind is ErrorKind.AUTH:
-        headers["www-authenticate"] = "Bearer"
-    if path.startswith("/v1/"):
-        status, body = openai_error_body(error)
-        return JSONBytesResponse(orjson.dumps(body), status_code=status, headers=headers)
-    return JSONBytesResponse(error_body(error), status_code=error.status, headers=headers)
+class DialectRouting:
+    """Which dialect answers for a request: filled as dialects register their routes."""
+
+    def __init__(self, default: Dialect) -> None:
+        self.default = default
+        # Keyed by id(): routes compare by value and are unhashable.
+        self.by_route: dict[int, tuple[BaseRoute, Dialect]] = {}
+        self.dialects: list[Dialect] = []
+
+    def add(self, dialect: Dialect, routes: Sequence[BaseRoute]) -> None:
+        self.dialects.append(dialect)
+        for route in routes:
+            self.by_route[id(route)] = (route, dialect)
+
+    def dialect_for(self, scope: MutableMapping[str, Any]) -> Dialect:
+        route = scope.get("route")
+        if route is not None and id(route) in self.by_route:
+            return self.by_route[id(route)][1]
+        partial: Dialect | None = None
+        for candidate, dialect in self.by_route.values():
+            match, _ = candidate.matches(scope)  # type: ignore[arg-type]
+            if match is Match.FULL:
+                return dialect
+            if match is Match.PARTIAL and partial is None:
+                partial = dialect  # the path is the dialect's, the method is not
+        if partial is not None:
+            return partial
+        path = str(scope.get("path", ""))
+        for dialect in self.dialects:
+            if path.startswith(dialect.fallback_prefixes):
+                return dialect
+        return self.default
+
+    def render(self, scope: MutableMapping[str, Any], error: GatewayError) -> Response:
+        """The error response, recorded as the request's failure."""
+        dialect = self.dialect_for(scope)
+        record = request_state(scope).record
+        record.fail(error)
+        if record.dialect == "none" and scope.get("route") is None:
+            record.dialect = dialect.name  # refused before routing: still this dialect's traffic
+        status, body = dialect.error_body(error)
+        headers = {}
+        if error.retry_after is not None:
+            headers["retry-after"] = str(error.retry_after)
+        if error.kind is ErrorKind.AUTH:
+            headers["www-authenticate"] = "Bearer"
+        headers.update(error.headers)
+        return JSONBytesResponse(body, status_code=status, headers=headers)
 
 
 def _http_error(exc: HTTPException) -> GatewayError:
@@ -43,35 +87,28 @@ def _http_error(exc: HTTPException) -> GatewayError:
     )
 
 
-def install_error_handlers(app: FastAPI) -> None:
-    def answer(request: Request, error: GatewayError) -> Response:
-        record = request.scope.get("state", {}).get("record")
-        if record is not None:
-            record.fail(error)
-        return render_error(request.url.path, error)
+def internal_error() -> GatewayError:
+    return GatewayError(
+        "Internal gateway error", status=500, error_type="internal", kind=ErrorKind.UPSTREAM
+    )
 
+
+def install_error_handlers(app: FastAPI, routing: DialectRouting) -> None:
     async def gateway_error(request: Request, exc: Exception) -> Response:
         assert isinstance(exc, GatewayError)
-        return answer(request, exc)
+        return routing.render(request.scope, exc)
 
     async def http_error(request: Request, exc: Exception) -> Response:
         assert isinstance(exc, HTTPException)
-        return answer(request, _http_error(exc))
+        return routing.render(request.scope, _http_error(exc))
 
     async def validation_error(request: Request, exc: Exception) -> Response:
         assert isinstance(exc, RequestValidationError)
         first = exc.errors()[0] if exc.errors() else {"loc": (), "msg": "invalid request"}
         where = ".".join(str(p) for p in first.get("loc", ()))
-        return answer(request, request_error(f"{DESERIALIZE_PREFIX}{where}: {first['msg']}"))
-
-    async def unexpected(request: Request, exc: Exception) -> Response:
-        # The trace goes to the server log (Starlette re-raises); the client gets JSON only.
-        error = GatewayError(
-            "Internal gateway error", status=500, error_type="internal", kind=ErrorKind.UPSTREAM
-        )
-        return answer(request, error)
+        error = request_error(f"{DESERIALIZE_PREFIX}{where}: {first['msg']}")
+        return routing.render(request.scope, error)
 
     app.add_exception_handler(GatewayError, gateway_error)
     app.add_exception_handler(HTTPException, http_error)
     app.add_exception_handler(RequestValidationError, validation_error)
-    app.add_exception_handler(Exception, unexpected)

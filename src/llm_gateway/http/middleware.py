@@ -1,39 +1,49 @@
-"""The gateway's ASGI middleware: request id and timings (:class:`RequestContext`), API keys
-and the body limit (:class:`Guard`).
+"""The gateway's ASGI middleware, outermost first:
 
-Both are plain ASGI (not Starlette's ``BaseHTTPMiddleware``) so streamed responses pass through
+- :class:`RequestContext`: a request id, a :class:`~llm_gateway.http.state.RequestState`
+  (timing, record, deadline) per request; ``x-request-id`` and ``Server-Timing`` on every
+  response head; the record written out once the response has ended.
+- CORS (Starlette's, from the allow-list), so browsers can read the refusals below.
+- :class:`Guard`: API keys (``GATEWAY_API_KEYS``: ``x-api-key`` or ``Authorization: Bearer``,
+  compared in constant time; ``GET /health``, the chat page and CORS preflights are open; keys
+  are never logged, their ids are), bodies not declared JSON (415, before the body is read,
+  as TGI's axum extractor answers) and the body limit (``GATEWAY_MAX_BODY_BYTES``, 413).
+- :class:`ErrorBoundary`: an unexpected exception is still answered inside the request
+  context (JSON in the route's dialect, request id, timing, a log line, ``ErrorRate``).
+
+All are plain ASGI (not Starlette's ``BaseHTTPMiddleware``) so streamed responses pass through
 untouched and a client hanging up still reaches the route.
-
-- ``x-request-id``: echoed when the client sent a sane one, else a new id; on every response.
-- ``Server-Timing``: added to every response head from the request's :class:`Timing`.
-- API keys (``GATEWAY_API_KEYS``): ``x-api-key`` or ``Authorization: Bearer``, compared in
-  constant time; ``GET /health``, the chat page (``/ui/``) and CORS preflights are open. Keys
-  are never logged.
-- Body limit (``GATEWAY_MAX_BODY_BYTES``): 413 on a larger ``Content-Length`` or body.
 """
 
 from __future__ import annotations
 
+import hashlib
 import hmac
+import logging
 import re
 import time
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 
 from starlette.datastructures import Headers, MutableHeaders
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from llm_gateway.config.settings import Settings
 from llm_gateway.core.errors import ErrorKind, GatewayError
-from llm_gateway.http.deadline import request_deadline
-from llm_gateway.http.errors import render_error
+from llm_gateway.http.deadline import compute_deadline
+from llm_gateway.http.errors import DialectRouting, internal_error
+from llm_gateway.http.state import RequestState, set_request_state
 from llm_gateway.http.timing import Timing
 from llm_gateway.observability.observer import Observer
 
+log = logging.getLogger(__name__)
+
 _REQUEST_ID = re.compile(r"^[A-Za-z0-9._:\-]{1,128}$")
-OPEN_PATHS = frozenset({"/health", "/ping", "/ui"})
-# The chat page and its assets: static, and a user must reach the page to type a key into it.
+# Open without a key: the health probe and the chat page with its assets (static, and a user
+# must reach the page to type a key into it).
+OPEN_PATHS = frozenset({"/health", "/ui"})
 OPEN_PREFIXES = ("/ui/",)
+_JSON_TYPE = re.compile(r"^application/(?:[\w.+-]+\+)?json$")
 
 
 def _auth_error() -> GatewayError:
@@ -54,6 +64,17 @@ def _too_large(limit: int) -> GatewayError:
     )
 
 
+def _not_json(content_type: str | None) -> GatewayError:
+    declared = f"`{content_type}`" if content_type else "none"
+    return GatewayError(
+        "Expected request with `Content-Type: application/json` (the body was declared as "
+        f"{declared})",
+        status=415,
+        error_type="unsupported_media_type",
+        kind=ErrorKind.CLIENT,
+    )
+
+
 def presented_key(headers: Headers) -> str | None:
     """The API key a request carries, from ``x-api-key`` or ``Authorization: Bearer``."""
     key = headers.get("x-api-key")
@@ -66,22 +87,50 @@ def presented_key(headers: Headers) -> str | None:
     return None
 
 
+def key_id(entry: str) -> tuple[str, str]:
+    """``(id, key)`` of one ``GATEWAY_API_KEYS`` entry: ``name:key`` names its id; a bare key's
+    id is a short hash of it, so logs and metrics can tell keys apart without holding one.
+
+    >>> key_id("acme:sk-123")
+    ('acme', 'sk-123')
+    >>> key_id("sk-123")[0]
+    'key-9f0e3a1b'
+    """
+    name, sep, key = entry.partition(":")
+    if sep and name and key:
+        return name, key
+    return "key-" + hashlib.sha256(entry.encode()).hexdigest()[:8], entry
+
+
 def key_matches(key: str | None, allowed: tuple[str, ...]) -> bool:
     """Constant-time comparison against every allowed key (no early exit on a match)."""
+    return matching_key_id(key, {k: k for k in allowed}) is not None
+
+
+def matching_key_id(key: str | None, ids_by_key: Mapping[str, str]) -> str | None:
+    """The id of the allowed key ``key`` equals, compared in constant time against all."""
     if key is None:
-        return False
+        return None
     candidate = key.encode()
-    found = False
-    for allowed_key in allowed:
-        found |= hmac.compare_digest(candidate, allowed_key.encode())
+    found: str | None = None
+    for allowed_key, identity in ids_by_key.items():
+        if hmac.compare_digest(candidate, allowed_key.encode()):
+            found = identity
     return found
 
 
+def _expects_json_body(scope: Scope, headers: Headers) -> bool:
+    if scope["method"] not in ("POST", "PUT", "PATCH"):
+        return True
+    content_type = headers.get("content-type", "").split(";", 1)[0].strip().lower()
+    return bool(_JSON_TYPE.match(content_type))
+
+
 class RequestContext:
-    """Outermost: gives every request an id, a :class:`Timing` and a record; adds
-    ``x-request-id`` and ``Server-Timing`` to every response head (errors and CORS preflights
-    included); writes the record out (metrics, log line) once the response has ended, which for
-    a stream is when its last byte went out or the client left."""
+    """Outermost: gives every request an id and a :class:`RequestState`; adds ``x-request-id``
+    and ``Server-Timing`` to every response head (errors and CORS preflights included); writes
+    the record out (metrics, log line) once the response has ended, which for a stream is when
+    its last byte went out or the client left."""
 
     def __init__(
         self, app: ASGIApp, observer: Observer, request_timeout: float | None = None
@@ -98,11 +147,8 @@ class RequestContext:
         client_id = Headers(scope=scope).get("x-request-id", "")
         request_id = client_id if _REQUEST_ID.match(client_id) else uuid.uuid4().hex
         record = self.observer.start(scope, request_id)
-        state = scope.setdefault("state", {})
-        state["timing"] = timing
-        state["request_id"] = request_id
-        state["record"] = record
-        state["deadline"] = request_deadline(scope, self.request_timeout, now=time.monotonic())
+        deadline = compute_deadline(scope, self.request_timeout, now=time.monotonic())
+        set_request_state(scope, RequestState(request_id, timing, record, deadline))
 
         async def send_with_headers(message: Message) -> None:
             if message["type"] == "http.response.start":
@@ -119,11 +165,13 @@ class RequestContext:
 
 
 class Guard:
-    """Inside CORS (so browsers can read its errors): API keys and the body limit."""
+    """Inside CORS (so browsers can read its refusals): API keys, JSON bodies, body limit."""
 
-    def __init__(self, app: ASGIApp, settings: Settings) -> None:
+    def __init__(self, app: ASGIApp, settings: Settings, routing: DialectRouting) -> None:
         self.app = app
         self.settings = settings
+        self.routing = routing
+        self.ids_by_key = dict(reversed(key_id(entry)) for entry in settings.api_keys)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -131,10 +179,7 @@ class Guard:
             return
         error = self._reject(scope, Headers(scope=scope))
         if error is not None:
-            record = scope.get("state", {}).get("record")
-            if record is not None:
-                record.fail(error)
-            await render_error(scope["path"], error)(scope, receive, send)
+            await self.routing.render(scope, error)(scope, receive, send)
             return
         await self.app(scope, self._limited(receive), send)
 
@@ -142,9 +187,16 @@ class Guard:
         settings = self.settings
         path = scope["path"]
         is_open = path in OPEN_PATHS or path.startswith(OPEN_PREFIXES)
-        if settings.api_keys and not is_open and scope["method"] != "OPTIONS":
-            if not key_matches(presented_key(headers), settings.api_keys):
+        if self.ids_by_key and not is_open and scope["method"] != "OPTIONS":
+            identity = matching_key_id(presented_key(headers), self.ids_by_key)
+            if identity is None:
                 return _auth_error()
+            state = scope["state"]["gateway"]
+            state.key_id = identity
+            if state.record.api_key_id is None:  # API Gateway's key id wins when present
+                state.record.api_key_id = identity
+        if not _expects_json_body(scope, headers):
+            return _not_json(headers.get("content-type"))
         length = headers.get("content-length")
         if length is not None and length.isdigit() and int(length) > settings.max_body_bytes:
             return _too_large(settings.max_body_bytes)
@@ -164,3 +216,33 @@ class Guard:
             return message
 
         return limited_receive
+
+
+class ErrorBoundary:
+    """Innermost: an exception no handler answered becomes a JSON 500 in the route's dialect
+    (the traceback goes to the log, never to the client). After the response has started there
+    is nothing left to answer: it is logged and the connection ends."""
+
+    def __init__(self, app: ASGIApp, routing: DialectRouting) -> None:
+        self.app = app
+        self.routing = routing
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = False
+
+        async def watch(message: Message) -> None:
+            nonlocal started
+            if message["type"] == "http.response.start":
+                started = True
+            await send(message)
+
+        try:
+            await self.app(scope, receive, watch)
+        except Exception:
+            log.exception("unexpected error on %s %s", scope["method"], scope["path"])
+            if started:
+                return
+            await self.routing.render(scope, internal_error())(scope, receive, send)

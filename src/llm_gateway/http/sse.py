@@ -13,15 +13,17 @@ from __future__ import annotations
 
 import time
 from collections.abc import AsyncIterator, Callable
-from typing import Any, Protocol
+from typing import Any
 
 import anyio
 from starlette.responses import StreamingResponse
 from starlette.types import Receive, Scope, Send
 
 from llm_gateway.core.errors import GatewayError, deadline_error, incomplete_stream
-from llm_gateway.core.sse import TokenEvent
+from llm_gateway.core.events import TokenEvent
 from llm_gateway.core.streaming import TokenStream
+from llm_gateway.http.dialect import StreamEncoder
+from llm_gateway.http.state import request_state
 from llm_gateway.http.timing import Timing
 from llm_gateway.observability.record import RequestRecord
 
@@ -34,16 +36,6 @@ SSE_HEADERS = {
 }
 
 
-class StreamEncoder(Protocol):
-    """A dialect's SSE encoding of one stream (may keep state, e.g. OpenAI's first delta)."""
-
-    def event(self, event: TokenEvent) -> bytes: ...
-
-    def error(self, error: GatewayError) -> bytes: ...
-
-    def end(self) -> bytes: ...
-
-
 class SSEResponse(StreamingResponse):
     """A streaming response that always watches for the client hanging up and always runs
     ``on_close`` (which closes the upstream), whichever side ends first."""
@@ -53,7 +45,7 @@ class SSEResponse(StreamingResponse):
         self._on_close = on_close
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        record: RequestRecord | None = scope.get("state", {}).get("record")
+        record = request_state(scope).record
         relayed = False
         try:
             async with anyio.create_task_group() as group:
@@ -74,7 +66,7 @@ class SSEResponse(StreamingResponse):
                 group.start_soon(relay)
                 group.start_soon(watch)
         finally:
-            if not relayed and record is not None:
+            if not relayed:
                 record.disconnected = True
             self._on_close()
             iterator = self.body_iterator

@@ -1,8 +1,11 @@
 """What one request did: filled by middleware, routes and the stream relay; read once at the end.
 
+``dialect`` is set by the web layer from the route that served the request (``none`` for
+probes, the chat page and anything no dialect answered).
+
 >>> r = RequestRecord(request_id="r1", method="POST", path="/v1/chat/completions", started=0.0)
 >>> r.dialect
-'openai'
+'none'
 """
 
 from __future__ import annotations
@@ -14,24 +17,13 @@ from typing import Any
 from llm_gateway.core.errors import GatewayError
 
 
-def dialect_of(path: str) -> str:
-    """``openai``, ``tgi``, or ``none`` for what is not API traffic (probes, the chat page)."""
-    if path.startswith("/v1/"):
-        return "openai"
-    if path in ("/health", "/ping", "/ui") or path.startswith("/ui/"):
-        return "none"
-    if path.endswith("/health") or path.endswith("/info"):
-        return "none"
-    return "tgi"
-
-
 @dataclass(slots=True)
 class RequestRecord:
     request_id: str
     method: str
     path: str
     started: float
-    dialect: str = ""
+    dialect: str = "none"
     correlation_id: str | None = None  # API Gateway's request id
     api_key_id: str | None = None  # the usage-plan key *id*, never the key
     model: str | None = None
@@ -48,10 +40,6 @@ class RequestRecord:
     disconnected: bool = False
     prompt: str | None = None
     output: list[str] | None = field(default=None)  # collected only when prompts may be logged
-
-    def __post_init__(self) -> None:
-        if not self.dialect:
-            self.dialect = dialect_of(self.path)
 
     def fail(self, error: GatewayError, *, in_stream: bool = False) -> None:
         self.error_kind = error.kind.value

@@ -17,7 +17,7 @@ from typing import Any
 import orjson
 
 from llm_gateway.core.errors import ErrorKind, GatewayError
-from llm_gateway.core.sse import TokenEvent
+from llm_gateway.core.events import StreamEvent, TokenEvent
 from llm_gateway.core.stops import StopFilter
 
 DONE = b"data: [DONE]\n\n"
@@ -180,7 +180,8 @@ class OpenAIStreamEncoder:
             chunk["usage"] = None
         return b"data: " + _dumps(chunk) + b"\n\n"
 
-    def event(self, event: TokenEvent) -> bytes:
+    def event(self, event: StreamEvent) -> bytes:
+        assert isinstance(event, TokenEvent), "completion streams carry generate events"
         out = b""
         if not self._started:
             if self.chat:

@@ -4,14 +4,14 @@ streamed or buffered answer in OpenAI's shapes."""
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from starlette.requests import Request
-from starlette.responses import Response
 
 from llm_gateway.config.schema import ModelConfig
 from llm_gateway.core.errors import deadline_error
+from llm_gateway.core.events import StreamEvent, TokenEvent
 from llm_gateway.core.generation import PreparedRequest
 from llm_gateway.core.stops import cut_at_stop, merge_stops
 from llm_gateway.core.streaming import TokenStream
@@ -24,18 +24,14 @@ from llm_gateway.dialects.openai.encoding import (
     usage_body,
 )
 from llm_gateway.dialects.openai.mapping import Sampling
-from llm_gateway.http.context import (
-    GatewayContext,
-    request_deadline,
-    request_record,
-    request_timing,
-)
-from llm_gateway.http.sse import stream_response
+from llm_gateway.http.context import GatewayContext
+from llm_gateway.http.replies import Accounting, JSONReply, StreamReply
+from llm_gateway.http.state import request_state
 
 
-async def collect(stream: TokenStream, deadline: float | None) -> list[Any]:
-    """Every event of a stream (a buffered answer built from TGI's stream), within ``deadline``."""
-    events: list[Any] = []
+async def collect(stream: TokenStream, deadline: float | None) -> list[StreamEvent]:
+    """Every event of a stream (a buffered answer built from a stream), within ``deadline``."""
+    events: list[StreamEvent] = []
     try:
         while True:
             wait = None if deadline is None else deadline - time.monotonic()
@@ -50,6 +46,10 @@ async def collect(stream: TokenStream, deadline: float | None) -> list[Any]:
         stream.close()
 
 
+def stream_seconds(stream: TokenStream) -> float:
+    return (stream.finished_at or time.perf_counter()) - stream.started_at
+
+
 class Generation:
     """One OpenAI request on its way through the core."""
 
@@ -57,14 +57,13 @@ class Generation:
         self, ctx: GatewayContext, request: Request, model: ModelConfig, chat: bool
     ) -> None:
         self.ctx = ctx
-        self.request = request
         self.model = model
         self.chat = chat
-        request_id = request.scope.get("state", {}).get("request_id", "")
-        self.record = request_record(request)
-        self.deadline = request_deadline(request)
+        state = request_state(request.scope)
+        self.record = state.record
+        self.deadline = state.deadline
         self.record.model = model.name
-        self.id = f"{'chatcmpl' if chat else 'cmpl'}-{request_id}"
+        self.id = f"{'chatcmpl' if chat else 'cmpl'}-{state.request_id}"
         self.created = int(time.time())
 
     def prompt_tokens(
@@ -106,34 +105,21 @@ class Generation:
             echo=echo,
         )
 
-    async def stream(
-        self, prepared: PreparedRequest, sampling: Sampling, echo: str = ""
-    ) -> Response:
-        settings = self.ctx.settings
-        encoder = self.encoder(prepared, sampling, echo)
-        return await stream_response(
+    def stream(self, prepared: PreparedRequest, sampling: Sampling, echo: str = "") -> StreamReply:
+        return StreamReply(
             self.ctx.service.stream(prepared, self.deadline),
-            encoder,
-            timing=request_timing(self.request),
-            record=self.record,
-            deadline=self.deadline,
-            commit_after=settings.stream_commit_seconds,
-            heartbeat=settings.heartbeat_seconds,
+            self.encoder(prepared, sampling, echo),
         )
 
     async def choice(
         self, prepared: PreparedRequest, sampling: Sampling, index: int, echo: str = ""
-    ) -> dict[str, Any]:
-        """One buffered choice: text without stop sequences, finish reason, usage, logprobs."""
+    ) -> tuple[dict[str, Any], float]:
+        """One buffered choice (text without stop sequences, finish reason, usage, logprobs)
+        and the seconds its upstream stream took."""
         stream = self.ctx.service.stream(prepared, self.deadline)
-        events = await collect(stream, self.deadline)
-        timing = request_timing(self.request)
-        timing.upstream = (stream.finished_at or time.perf_counter()) - stream.started_at
-        self.record.upstream_seconds = timing.upstream
+        events = [e for e in await collect(stream, self.deadline) if isinstance(e, TokenEvent)]
         last = events[-1]
-        raw = last.generated_text or "".join(
-            e.token["text"] for e in events if not e.token["special"]
-        )
+        raw = last.generated_text or "".join(e.text for e in events)
         text, cut = cut_at_stop(raw, prepared.parameters.stop or ())
         details = last.details or {}
         prompt, estimated = self.prompt_tokens(prepared)(last.details)
@@ -158,26 +144,24 @@ class Generation:
         choice["logprobs"] = logprobs
         choice["finish_reason"] = finish_reason(details.get("finish_reason"), cut)
         choice["usage"] = usage_body(prompt, generated, estimated)
-        return choice
+        return choice, stream_seconds(stream)
 
-    def body(self, choices: list[dict[str, Any]]) -> dict[str, Any]:
+    def reply(self, choices: Sequence[dict[str, Any]], upstream_seconds: float) -> JSONReply:
+        """The buffered answer (``chat.completion`` or ``text_completion``) from its choices."""
         usages = [c.pop("usage") for c in choices]
         usage = usage_body(
             sum(u["prompt_tokens"] for u in usages),
             sum(u["completion_tokens"] for u in usages),
             any(u.get("prompt_tokens_estimated") for u in usages),
         )
-        self.record.tokens_from_usage(usage)
-        if self.record.output is not None:
-            self.record.output.extend(
-                c["message"]["content"] if self.chat else c["text"] for c in choices
-            )
-        return {
+        texts = [c["message"]["content"] if self.chat else c["text"] for c in choices]
+        body = {
             "id": self.id,
             "object": "chat.completion" if self.chat else "text_completion",
             "created": self.created,
             "model": self.model.name,
             "system_fingerprint": None,
-            "choices": choices,
+            "choices": list(choices),
             "usage": usage,
         }
+        return JSONReply(body, accounting=Accounting(upstream_seconds, usage=usage, texts=texts))

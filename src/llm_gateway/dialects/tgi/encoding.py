@@ -4,7 +4,7 @@ Field order and omission rules are serde's (``router/src/lib.rs``): ``details`` 
 unless asked for, ``top_tokens`` is left out when empty, ``best_of_sequences`` when absent.
 JSON is compact and not ASCII-escaped, like ``serde_json``.
 
->>> from llm_gateway.core.sse import TokenEvent
+>>> from llm_gateway.core.events import TokenEvent
 >>> tok = {"id": 2, "text": "</s>", "logprob": -0.01, "special": True}
 >>> last = TokenEvent(2, tok, None, " The", {"finish_reason": "eos_token", "generated_tokens": 2,
 ...                                          "seed": None, "input_length": 7})
@@ -19,14 +19,15 @@ from typing import Any
 import orjson
 
 from llm_gateway.core.errors import GatewayError
+from llm_gateway.core.events import StreamEvent, TokenEvent
 from llm_gateway.core.generation import GenerationResult
-from llm_gateway.core.sse import TokenEvent
 
 _dumps = orjson.dumps
 
 
 def error_body(error: GatewayError) -> bytes:
-    return _dumps(error.to_tgi())
+    """TGI's ``ErrorResponse``: ``{"error": message, "error_type": type}`` (also its SSE event)."""
+    return _dumps({"error": error.message, "error_type": error.error_type})
 
 
 def _sequence(seq: dict[str, Any]) -> dict[str, Any]:
@@ -88,7 +89,8 @@ class TGIStreamEncoder:
     def __init__(self, *, details: bool) -> None:
         self.details = details
 
-    def event(self, event: TokenEvent) -> bytes:
+    def event(self, event: StreamEvent) -> bytes:
+        assert isinstance(event, TokenEvent), "TGI streams carry generate events"
         out: dict[str, Any] = {"index": event.index, "token": event.token}
         if event.top_tokens:
             out["top_tokens"] = event.top_tokens

@@ -13,7 +13,7 @@ import random
 import socket
 import time
 from collections.abc import Iterator
-from typing import Any
+from typing import Any, Protocol
 
 import boto3
 from botocore.config import Config
@@ -21,13 +21,31 @@ from botocore.exceptions import EventStreamError
 
 from llm_gateway.config.settings import Settings
 from llm_gateway.core.errors import GatewayError
-from llm_gateway.core.generation import ModelTarget
 from llm_gateway.observability.tracing import upstream_span
-from llm_gateway.upstream.errors import from_boto_error, from_stream_error, is_retryable
+from llm_gateway.transport.errors import (
+    NO_CONTAINER_ERRORS,
+    ContainerErrors,
+    from_boto_error,
+    from_stream_error,
+    is_retryable,
+)
 
 log = logging.getLogger(__name__)
 
 CONTENT_TYPE = "application/json"
+
+
+class EndpointTarget(Protocol):
+    """Where a model lives in SageMaker (a model's configuration satisfies it)."""
+
+    @property
+    def name(self) -> str: ...
+
+    @property
+    def endpoint(self) -> str: ...
+
+    @property
+    def inference_component(self) -> str | None: ...
 
 
 def make_client(settings: Settings) -> Any:
@@ -58,7 +76,7 @@ def _shutdown_socket(raw: Any) -> None:
 class EventStreamBody:
     """``PayloadPart`` bytes of one ``InvokeEndpointWithResponseStream`` answer."""
 
-    def __init__(self, response: dict[str, Any], target: ModelTarget) -> None:
+    def __init__(self, response: dict[str, Any], target: EndpointTarget) -> None:
         self._stream = response["Body"]
         self._target = target
         self._closed = False
@@ -94,13 +112,20 @@ class EventStreamBody:
 
 
 class SageMakerRuntime:
-    """The gateway's :class:`~llm_gateway.core.generation.Upstream` over boto3."""
+    """The transport every backend shares: InvokeEndpoint and its streaming variant over one
+    boto3 client. :meth:`channel` binds it to one model (a core
+    :class:`~llm_gateway.core.ports.Channel`)."""
 
     def __init__(self, settings: Settings, client: Any | None = None) -> None:
         self.settings = settings
         self.client = client if client is not None else make_client(settings)
 
-    def _kwargs(self, target: ModelTarget, body: bytes) -> dict[str, Any]:
+    def channel(
+        self, target: EndpointTarget, container_errors: ContainerErrors
+    ) -> SageMakerChannel:
+        return SageMakerChannel(self, target, container_errors)
+
+    def _kwargs(self, target: EndpointTarget, body: bytes) -> dict[str, Any]:
         kwargs: dict[str, Any] = {
             "EndpointName": target.endpoint,
             "Body": body,
@@ -111,7 +136,12 @@ class SageMakerRuntime:
         return kwargs
 
     def _call(
-        self, operation: Any, target: ModelTarget, kwargs: dict[str, Any], deadline: float | None
+        self,
+        operation: Any,
+        target: EndpointTarget,
+        kwargs: dict[str, Any],
+        deadline: float | None,
+        container_errors: ContainerErrors,
     ) -> Any:
         attempts = self.settings.max_attempts
         for attempt in range(1, attempts + 1):
@@ -122,7 +152,10 @@ class SageMakerRuntime:
                 out_of_time = deadline is not None and time.monotonic() + delay >= deadline
                 if attempt >= attempts or out_of_time or not is_retryable(exc):
                     raise from_boto_error(
-                        exc, model=target.name, endpoint=target.endpoint
+                        exc,
+                        model=target.name,
+                        endpoint=target.endpoint,
+                        container_errors=container_errors,
                     ) from None
                 log.info(
                     "retrying %s after %s (attempt %d)", target.name, type(exc).__name__, attempt
@@ -130,24 +163,59 @@ class SageMakerRuntime:
                 time.sleep(delay)
         raise AssertionError("unreachable")
 
-    def invoke(self, target: ModelTarget, body: bytes, deadline: float | None = None) -> bytes:
+    def invoke(
+        self,
+        target: EndpointTarget,
+        body: bytes,
+        deadline: float | None = None,
+        container_errors: ContainerErrors = NO_CONTAINER_ERRORS,
+    ) -> bytes:
         kwargs = self._kwargs(target, body)
         kwargs["Accept"] = CONTENT_TYPE
         with upstream_span("sagemaker.invoke_endpoint", target.name):
-            response = self._call(self.client.invoke_endpoint, target, kwargs, deadline)
+            response = self._call(
+                self.client.invoke_endpoint, target, kwargs, deadline, container_errors
+            )
             try:
-                return response["Body"].read()
+                return bytes(response["Body"].read())
             except Exception as exc:
                 raise from_boto_error(exc, model=target.name, endpoint=target.endpoint) from None
 
     def invoke_stream(
-        self, target: ModelTarget, body: bytes, deadline: float | None = None
+        self,
+        target: EndpointTarget,
+        body: bytes,
+        deadline: float | None = None,
+        container_errors: ContainerErrors = NO_CONTAINER_ERRORS,
     ) -> EventStreamBody:
         kwargs = self._kwargs(target, body)
         kwargs["Accept"] = "text/event-stream"
         # The span covers opening the stream; the tokens are read after it closes.
         with upstream_span("sagemaker.invoke_endpoint_with_response_stream", target.name):
             response = self._call(
-                self.client.invoke_endpoint_with_response_stream, target, kwargs, deadline
+                self.client.invoke_endpoint_with_response_stream,
+                target,
+                kwargs,
+                deadline,
+                container_errors,
             )
         return EventStreamBody(response, target)
+
+
+class SageMakerChannel:
+    """One model's :class:`~llm_gateway.core.ports.Channel` over :class:`SageMakerRuntime`."""
+
+    __slots__ = ("_container_errors", "_runtime", "_target")
+
+    def __init__(
+        self, runtime: SageMakerRuntime, target: EndpointTarget, container_errors: ContainerErrors
+    ) -> None:
+        self._runtime = runtime
+        self._target = target
+        self._container_errors = container_errors
+
+    def invoke(self, body: bytes, deadline: float | None = None) -> bytes:
+        return self._runtime.invoke(self._target, body, deadline, self._container_errors)
+
+    def invoke_stream(self, body: bytes, deadline: float | None = None) -> EventStreamBody:
+        return self._runtime.invoke_stream(self._target, body, deadline, self._container_errors)

@@ -1,16 +1,19 @@
 """SageMaker Runtime failures (as botocore raises them) to the gateway's :class:`GatewayError`.
 
-The mapping is the contract of SPEC §5.1: a TGI error that SageMaker wraps in a 424 ModelError
-keeps TGI's status, type and message; throttling is 429 ``overloaded``; not-ready and
-unavailable are 503 ``unavailable``; timeouts are 504 ``timeout``; anything else is 502
-``upstream``, and every message names the model.
+The mapping is the contract of SPEC §5.1: a container error that SageMaker wraps in a 424
+ModelError is read by the model's backend (TGI's keeps its status, type and message);
+throttling is 429 ``overloaded``; not-ready and unavailable are 503 ``unavailable``; timeouts
+are 504 ``timeout``; anything else is 502 ``upstream``. Every message names the model and the
+kind of failure; what AWS or the container said (which may hold account ids, ARNs or a
+traceback) goes to the log, never to the client.
 """
 
 from __future__ import annotations
 
+import logging
+from collections.abc import Callable
 from typing import Any
 
-import orjson
 from botocore import eventstream
 from botocore.exceptions import (
     ClientError,
@@ -25,11 +28,22 @@ from llm_gateway.core.errors import (
     ErrorKind,
     GatewayError,
     overloaded_error,
-    tgi_error,
     timeout_error,
     unavailable_error,
     upstream_error,
 )
+
+log = logging.getLogger(__name__)
+
+# A backend's reading of its container's error body (status, text), or None if not its format.
+ContainerErrors = Callable[[int | None, str], GatewayError | None]
+
+
+def _no_container_errors(status: int | None, body: str) -> GatewayError | None:
+    return None
+
+
+NO_CONTAINER_ERRORS: ContainerErrors = _no_container_errors
 
 THROTTLING_CODES = frozenset(
     {"ThrottlingException", "Throttling", "TooManyRequestsException", "RequestLimitExceeded"}
@@ -39,15 +53,6 @@ RETRYABLE_CODES = THROTTLING_CODES | {
     "ServiceUnavailable",
     "ModelNotReadyException",
     "InternalDependencyException",
-}
-# What a TGI status means when its body is not TGI's JSON (axum's plain-text rejections).
-_PLAIN_STATUS_TYPES = {
-    400: "validation",
-    413: "validation",
-    415: "validation",
-    422: "validation",
-    424: "generation",
-    429: "overloaded",
 }
 
 
@@ -64,31 +69,30 @@ def is_retryable(exc: BaseException) -> bool:
     return False
 
 
-def _from_model_error(response: dict[str, Any], model: str) -> GatewayError:
+def _from_model_error(
+    response: dict[str, Any], model: str, container_errors: ContainerErrors
+) -> GatewayError:
     status = response.get("OriginalStatusCode")
     original = response.get("OriginalMessage")
     message = response.get("Error", {}).get("Message", "")
-    if isinstance(original, str) and original.startswith("{"):
-        try:
-            body = orjson.loads(original)
-        except orjson.JSONDecodeError:
-            body = None
-        if isinstance(body, dict) and isinstance(body.get("error"), str):
-            error_type = str(body.get("error_type") or "generation")
-            return tgi_error(
-                body["error"],
-                error_type,
-                status=status if isinstance(status, int) and status >= 400 else None,
-            )
-    if isinstance(status, int) and status in _PLAIN_STATUS_TYPES and original:
-        return tgi_error(str(original), _PLAIN_STATUS_TYPES[status], status=status)
-    text = original or message
+    if isinstance(original, str):
+        error = container_errors(status if isinstance(status, int) else None, original)
+        if error is not None:
+            return error
+    log.warning("model %s failed (HTTP %s): %.500s", model, status, original or message)
     if "timed out" in message or "timed out" in str(original):
-        return timeout_error(f"Model '{model}' did not answer in time: {text}")
-    return upstream_error(f"Model '{model}' failed: {text}")
+        return timeout_error(f"Model '{model}' did not answer in time")
+    answered = f" (the container answered HTTP {status})" if isinstance(status, int) else ""
+    return upstream_error(f"Model '{model}' failed{answered}")
 
 
-def from_boto_error(exc: BaseException, *, model: str, endpoint: str) -> GatewayError:
+def from_boto_error(
+    exc: BaseException,
+    *,
+    model: str,
+    endpoint: str,
+    container_errors: ContainerErrors = NO_CONTAINER_ERRORS,
+) -> GatewayError:
     """The client-facing error for a botocore exception raised while calling ``endpoint``."""
     if isinstance(exc, GatewayError):
         return exc
@@ -98,23 +102,22 @@ def from_boto_error(exc: BaseException, *, model: str, endpoint: str) -> Gateway
         error = exc.response.get("Error", {})
         code, message = error.get("Code", ""), error.get("Message", "")
         if code == "ModelError":
-            return _from_model_error(exc.response, model)
+            return _from_model_error(exc.response, model, container_errors)
+        log.warning("SageMaker answered %s for model %s: %.500s", code, model, message)
         if code in THROTTLING_CODES:
-            return overloaded_error(
-                f"SageMaker is throttling requests to model '{model}': {message}"
-            )
+            return overloaded_error(f"SageMaker is throttling requests to model '{model}'")
         if code == "ModelNotReadyException":
-            return unavailable_error(f"Model '{model}' is not ready yet: {message}")
+            return unavailable_error(f"Model '{model}' is not ready yet")
         if code == "ServiceUnavailable":
-            return unavailable_error(f"SageMaker is unavailable for model '{model}': {message}")
+            return unavailable_error(f"SageMaker is unavailable for model '{model}'")
         if code == "ValidationError" and "not found" in message.lower():
             return upstream_error(
                 f"Model '{model}' is configured with SageMaker endpoint '{endpoint}', "
-                f"which does not exist: {message}"
+                "which does not exist"
             )
-        return upstream_error(
-            f"SageMaker rejected the call for model '{model}' ({code}): {message}"
-        )
+        if code in ("AccessDeniedException", "AccessDenied", "UnrecognizedClientException"):
+            return upstream_error(f"The gateway is not allowed to call model '{model}' ({code})")
+        return upstream_error(f"SageMaker rejected the call for model '{model}' ({code})")
     if isinstance(exc, ReadTimeoutError):
         return timeout_error(f"Model '{model}' did not answer within the read timeout")
     if isinstance(exc, ConnectTimeoutError):
@@ -143,6 +146,7 @@ def from_stream_error(exc: EventStreamError, *, model: str) -> GatewayError:
             error_type="timeout",
             kind=ErrorKind.TIMEOUT,
         )
+    # SageMaker's own stream-failure texts name the variant and the cause, nothing private.
     return upstream_error(
         f"Model '{model}' stream failed ({code}): {message}", kind=ErrorKind.STREAM
     )

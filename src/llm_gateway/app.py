@@ -1,0 +1,83 @@
+"""The composition root: config, transport, backends and dialects wired into one app.
+
+Used by uvicorn (``llm-gateway serve``, the Lambda Web Adapter via :mod:`.asgi`) and by the
+Mangum handler. Everything expensive (config, the boto3 client, the thread pool) is built once
+per process here. Adding a dialect is one line in :data:`DIALECTS`; adding a backend, one line
+in :data:`llm_gateway.backends.BACKENDS`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+
+from fastapi import FastAPI
+
+from llm_gateway.backends import BACKENDS
+from llm_gateway.config.loader import ConfigError, load_config
+from llm_gateway.config.schema import GatewayConfig
+from llm_gateway.config.settings import Settings
+from llm_gateway.core.generation import GenerationService, Upstream
+from llm_gateway.core.tokenizer import HFTokenizer, TokenCounter
+from llm_gateway.dialects.openai.dialect import OpenAIDialect
+from llm_gateway.dialects.tgi.dialect import TGIDialect
+from llm_gateway.http.context import GatewayContext
+from llm_gateway.http.dialect import Dialect
+from llm_gateway.http.server import build_app
+from llm_gateway.observability.observer import Observer
+from llm_gateway.templates import template_for
+from llm_gateway.transport.sagemaker import SageMakerRuntime
+
+# The client dialects, in registration order; the first answers for paths nobody claims.
+DIALECTS: tuple[Callable[[GatewayContext], Dialect], ...] = (TGIDialect, OpenAIDialect)
+
+
+def load_counters(config: GatewayConfig) -> dict[str, TokenCounter]:
+    """The tokenizers of the models that configure one; a bad one stops start-up."""
+    counters: dict[str, TokenCounter] = {}
+    for index, model in enumerate(config.models):
+        if model.tokenizer:
+            try:
+                counters[model.name] = HFTokenizer(model.tokenizer)
+            except Exception as exc:
+                raise ConfigError(
+                    f"Invalid configuration: model '{model.name}' (models[{index}]), "
+                    f"field 'tokenizer': cannot load {model.tokenizer}: {exc}"
+                ) from None
+    return counters
+
+
+def upstreams(config: GatewayConfig, transport: SageMakerRuntime) -> dict[str, Upstream]:
+    """Each model's backend (by its ``backend`` setting) on the shared transport."""
+    out: dict[str, Upstream] = {}
+    for index, model in enumerate(config.models):
+        make = BACKENDS.get(model.backend)
+        if make is None:
+            raise ConfigError(
+                f"Invalid configuration: model '{model.name}' (models[{index}]), field "
+                f"'backend': '{model.backend}' is not available; use one of "
+                f"{', '.join(sorted(BACKENDS))}"
+            )
+        backend = make()
+        out[model.name] = Upstream(backend, transport.channel(model, backend.container_error))
+    return out
+
+
+def create_app(
+    config: GatewayConfig | None = None,
+    settings: Settings | None = None,
+    transport: SageMakerRuntime | None = None,
+    observer: Observer | None = None,
+) -> FastAPI:
+    """Build the gateway. Without arguments it reads the environment (SPEC §4)."""
+    settings = settings or Settings.from_env()
+    config = config or load_config()
+    transport = transport or SageMakerRuntime(settings)  # one boto3 client per process
+    # One thread per in-flight upstream call or stream; created on demand.
+    executor = ThreadPoolExecutor(
+        max_workers=settings.max_connections + 8, thread_name_prefix="upstream"
+    )
+    service = GenerationService(upstreams(config, transport), executor, load_counters(config))
+    templates = {model.name: template_for(model.template) for model in config.models}
+    ctx = GatewayContext(config, settings, service, templates)
+    return build_app(settings, [make(ctx) for make in DIALECTS], observer)

@@ -1,0 +1,19 @@
+"""Upstream protocols behind the core's :class:`~llm_gateway.core.ports.Backend` seam.
+
+Each backend turns validated requests into request bytes and the upstream's bytes into the
+core's typed events. :data:`BACKENDS` is the registry the composition root reads: a model's
+``backend`` setting names one of its keys. Adding a backend is one module plus one line here.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from llm_gateway.backends.tgi.generate import TGIGenerate
+from llm_gateway.backends.tgi.messages import TGIMessages
+from llm_gateway.core.ports import Backend
+
+BACKENDS: dict[str, Callable[[], Backend]] = {
+    "tgi": TGIGenerate,
+    "tgi-messages": TGIMessages,
+}

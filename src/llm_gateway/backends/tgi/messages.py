@@ -1,0 +1,92 @@
+"""TGI's Messages API (``backend: tgi-messages``, formerly ``chat_api: true``).
+
+The client's chat body goes upstream as it is (TGI ≥ 2.4 recognises a ``messages`` payload on
+SageMaker's ``/invocations``), with four changes: ``model`` becomes ``"tgi"`` (anything else is
+read as a LoRA adapter id), the call is always a stream with ``include_usage`` (usage and
+metrics need TGI's counts), ``top_p: 1`` is dropped (TGI rejects it) and the model's
+configured defaults fill what the client left out. Prompts for the TGI dialect still go to the
+generate API, which every Messages-capable TGI also serves.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from llm_gateway.backends.framing import dumps_request, malformed
+from llm_gateway.backends.tgi.errors import error_event
+from llm_gateway.backends.tgi.generate import TGIGenerate
+from llm_gateway.backends.tgi.stream import LineDecoder
+from llm_gateway.core.events import ChatChunk, EventDecoder, StreamItem
+from llm_gateway.core.parameters import GenerateParameters
+
+# Model defaults (TGI names) -> the chat field they fill when the client left it out.
+_DEFAULTS = {
+    "max_new_tokens": "max_tokens",
+    "temperature": "temperature",
+    "top_p": "top_p",
+    "frequency_penalty": "frequency_penalty",
+    "seed": "seed",
+    "stop": "stop",
+}
+
+
+def fill_defaults(body: dict[str, Any], defaults: GenerateParameters | None) -> None:
+    """Fill the chat fields the client left out from a model's configured (TGI) defaults."""
+    if defaults is None:
+        return
+    for tgi_name, chat_name in _DEFAULTS.items():
+        value = getattr(defaults, tgi_name)
+        if (
+            value not in (None, [])
+            and body.get(chat_name) is None
+            and not (chat_name == "max_tokens" and body.get("max_completion_tokens") is not None)
+        ):
+            body[chat_name] = value
+
+
+class ChatChunkDecoder(LineDecoder):
+    """``chat.completion.chunk`` events until ``data: [DONE]``."""
+
+    __slots__ = ("_saw_finish",)
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._saw_finish = False
+
+    def _payload(self, obj: dict[str, Any]) -> StreamItem:
+        if obj.get("error") is not None:
+            return self._fail(error_event(obj))
+        choices = obj.get("choices")
+        if not isinstance(choices, list):
+            return self._fail(malformed("no choices"))
+        if any(isinstance(c, dict) and c.get("finish_reason") for c in choices):
+            self._saw_finish = True
+        return ChatChunk(obj)
+
+    def _done(self) -> None:
+        self.finished = True
+        return None
+
+    def close(self) -> list[StreamItem]:
+        if not self.finished and self._saw_finish:
+            self.finished = True  # TGI < 2.2 ends chat streams without [DONE]
+        return super().close()
+
+
+class TGIMessages(TGIGenerate):
+    name = "tgi-messages"
+    chat = True
+
+    def chat_body(self, data: dict[str, Any], defaults: GenerateParameters | None) -> bytes:
+        body = dict(data)
+        body["model"] = "tgi"
+        body["stream"] = True
+        body["stream_options"] = {"include_usage": True}
+        if body.get("top_p") == 1:
+            del body["top_p"]
+        body.pop("n", None)  # only n = 1 gets here
+        fill_defaults(body, defaults)
+        return dumps_request(body)
+
+    def chat_decoder(self) -> EventDecoder:
+        return ChatChunkDecoder()

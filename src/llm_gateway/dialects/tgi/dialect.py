@@ -1,0 +1,152 @@
+"""TGI's native routes, for the default model and per model under ``/models/{name}``.
+
+``text_generation.Client(base_url)`` and ``huggingface_hub.InferenceClient(base_url)`` POST to
+the base URL itself, so ``POST /models/{name}`` is the compat route of that model.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from starlette.requests import Request
+
+from llm_gateway import __version__
+from llm_gateway.config.schema import ModelConfig
+from llm_gateway.core.decoding import decode, loads
+from llm_gateway.core.errors import GatewayError
+from llm_gateway.core.parameters import GenerateRequest
+from llm_gateway.dialects.tgi.encoding import TGIStreamEncoder, error_body, generate_body
+from llm_gateway.http.context import GatewayContext
+from llm_gateway.http.dialect import Endpoint
+from llm_gateway.http.replies import Accounting, EmptyReply, JSONReply, Reply, StreamReply
+from llm_gateway.http.state import request_state
+
+TGI_COMPAT_VERSION = "3.3.6"  # the TGI API version whose shapes the gateway serves
+
+
+def info_body(model: ModelConfig) -> dict[str, object]:
+    """TGI's ``Info`` shape from the model's configuration."""
+    limits = model.limits
+    return {
+        "model_id": model.model_id or model.name,
+        "model_sha": None,
+        "model_pipeline_tag": "text-generation",
+        "max_concurrent_requests": 128,
+        "max_best_of": limits.max_best_of,
+        "max_stop_sequences": limits.max_stop_sequences,
+        "max_input_tokens": limits.max_input_tokens,
+        "max_total_tokens": limits.max_total_tokens,
+        "validation_workers": 2,
+        "max_client_batch_size": 4,
+        "router": "llm-gateway",
+        "version": f"{TGI_COMPAT_VERSION}+llm-gateway.{__version__}",
+        "sha": None,
+        "docker_label": None,
+    }
+
+
+def _model_name(request: Request) -> str | None:
+    name = request.path_params.get("name")
+    return None if name is None else str(name)
+
+
+class TGIDialect:
+    """TGI 3.x's API: generate, generate_stream, the compat route and info."""
+
+    name = "tgi"
+    fallback_prefixes: tuple[str, ...] = ()
+
+    def __init__(self, ctx: GatewayContext) -> None:
+        self.ctx = ctx
+
+    def error_body(self, error: GatewayError) -> tuple[int, bytes]:
+        return error.status, error_body(error)
+
+    async def run(self, request: Request, *, stream: bool | None) -> Reply:
+        """``stream=None`` is the compat route: the body's top-level ``stream`` decides."""
+        ctx = self.ctx
+        model = ctx.model(_model_name(request))
+        state = request_state(request.scope)
+        record = state.record
+        record.model = model.name
+        body = decode(GenerateRequest, loads(await request.body()))
+        ctx.check_input_size(body.inputs, param="inputs", status=422)
+        streaming = bool(body.stream) if stream is None else stream
+        prepared = ctx.service.prepare(
+            model, body.inputs, body.effective_parameters(), stream=streaming
+        )
+        record.prompt = body.inputs
+        record.input_tokens = prepared.input_tokens
+        if streaming:
+            return StreamReply(
+                ctx.service.stream(prepared, state.deadline),
+                TGIStreamEncoder(details=prepared.wants_details),
+            )
+        result = await ctx.service.generate(prepared, state.deadline)
+        out = generate_body(result, details=prepared.wants_details)
+        accounting = Accounting(
+            result.upstream_seconds, details=result.details, texts=(result.generated_text,)
+        )
+        return JSONReply([out] if stream is None else out, accounting=accounting)
+
+    async def generate(self, request: Request) -> Reply:
+        return await self.run(request, stream=False)
+
+    async def generate_stream(self, request: Request) -> Reply:
+        return await self.run(request, stream=True)
+
+    async def compat_generate(self, request: Request) -> Reply:
+        return await self.run(request, stream=None)
+
+    async def info(self, request: Request) -> Reply:
+        return JSONReply(info_body(self.ctx.model(_model_name(request))))
+
+    async def model_health(self, request: Request) -> Reply:
+        self.ctx.model(_model_name(request))
+        return EmptyReply()
+
+    def endpoints(self) -> Sequence[Endpoint]:
+        body = GenerateRequest
+        return [
+            Endpoint("POST", "/generate", self.generate, "Generate tokens", body),
+            Endpoint(
+                "POST", "/generate_stream", self.generate_stream, "Generate tokens (SSE)", body
+            ),
+            Endpoint(
+                "POST",
+                "/",
+                self.compat_generate,
+                "Generate, streaming when the body says `stream: true`",
+                body,
+            ),
+            Endpoint("GET", "/info", self.info, "Model info", probe=True),
+            Endpoint(
+                "POST",
+                "/models/{name}/generate",
+                self.generate,
+                "Generate tokens with a named model",
+                body,
+            ),
+            Endpoint(
+                "POST",
+                "/models/{name}/generate_stream",
+                self.generate_stream,
+                "Stream tokens from a named model",
+                body,
+            ),
+            Endpoint(
+                "POST",
+                "/models/{name}",
+                self.compat_generate,
+                "Compat generate with a named model",
+                body,
+            ),
+            Endpoint("GET", "/models/{name}/info", self.info, "Info of a named model", probe=True),
+            Endpoint(
+                "GET",
+                "/models/{name}/health",
+                self.model_health,
+                "Health of the gateway for a named model",
+                probe=True,
+            ),
+        ]
