@@ -5,11 +5,13 @@ from __future__ import annotations
 from typing import Any
 
 from llm_gateway.core.parameters import Limits
-from llm_gateway.emulator.spec import EndpointSpec, Pacing
+from llm_gateway.emulator.spec import EndpointSpec, Pacing, ScaleToZero
 
 
 def demo_endpoints() -> dict[str, EndpointSpec]:
-    """Two endpoints: a TGI 3.x one (the seed's OpenAssistant model) and a TGI 0.8.2 one."""
+    """A TGI 3.x endpoint (the seed's OpenAssistant model), a TGI 0.8.2 one, a vLLM DLC
+    (OpenAI bodies only on ``/invocations``) and a TGI inference component that scales to zero
+    (calls must name it; the first call after idle fails and wakes it for 8 s)."""
     paced = Pacing(first_token_ms=150, token_ms=30)  # feels like a model, keeps the demo readable
     return {
         "oasst-pythia-12b-tgi": EndpointSpec(
@@ -23,6 +25,19 @@ def demo_endpoints() -> dict[str, EndpointSpec]:
             tgi_version="0.8.2",
             limits=Limits(max_input_tokens=1000, max_total_tokens=1512),
             pacing=paced,
+        ),
+        "qwen3-4b-vllm": EndpointSpec(
+            server="vllm",
+            model_id="Qwen/Qwen3-4B",
+            limits=Limits(max_input_tokens=4096, max_total_tokens=8192),
+            pacing=paced,
+        ),
+        "oasst-pythia-12b-ic": EndpointSpec(
+            model_id="OpenAssistant/pythia-12b-sft-v8-7k-steps",
+            limits=Limits(max_input_tokens=1024, max_total_tokens=2048),
+            pacing=paced,
+            inference_component="oasst-pythia-12b-ic-1",
+            scale_to_zero=ScaleToZero(wake_seconds=8, idle_seconds=300),
         ),
     }
 
