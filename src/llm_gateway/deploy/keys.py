@@ -7,6 +7,10 @@ printed once, at creation, and never again (``list`` shows names and ids only).
 
 A tier is one word (letters, digits, ``_``): that is what makes a plan name belong to exactly one
 stack, so stack ``gw`` never claims ``gw-eu-basic``, the ``basic`` plan of stack ``gw-eu``.
+
+A tier may also carry default token budgets as usage-plan tags (``PLAN_LIMIT_TAGS``, e.g.
+``llm-gateway:tokens-per-day: "2000000"``); ``keys create`` copies them into the budget table
+for the new key, where ``keys update`` can change them later.
 """
 
 from __future__ import annotations
@@ -18,8 +22,12 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from llm_gateway.budgets.config import LIMIT_FIELDS, Limits
+
 TAG_STACK = "llm-gateway:stack"
 TAG_PLAN = "llm-gateway:plan"
+# Usage-plan tags holding a tier's default budgets: llm-gateway:tokens-per-minute, ...
+PLAN_LIMIT_TAGS = {f"llm-gateway:{name.replace('_', '-')}": name for name in LIMIT_FIELDS}
 
 
 class PartnerKeyError(Exception):
@@ -31,6 +39,18 @@ class Plan:
     id: str
     name: str
     tier: str
+    tags: tuple[tuple[str, str], ...] = ()
+
+    def limits(self) -> Limits:
+        """The default budgets the tier's tags carry (empty when it has none)."""
+        tags = dict(self.tags)
+        values = {field: tags[tag] for tag, field in PLAN_LIMIT_TAGS.items() if tag in tags}
+        try:
+            return Limits(**{field: int(value) for field, value in values.items()})
+        except ValueError as exc:
+            raise PartnerKeyError(
+                f"usage plan {self.name} has an invalid budget tag: {exc}"
+            ) from None
 
 
 @dataclass(frozen=True)
@@ -66,7 +86,8 @@ class PartnerKeys:
             name = plan.get("name", "")
             match = pattern.fullmatch(name)
             if match:
-                found[match[1]] = Plan(id=plan["id"], name=name, tier=match[1])
+                tags = tuple(sorted((plan.get("tags") or {}).items()))
+                found[match[1]] = Plan(id=plan["id"], name=name, tier=match[1], tags=tags)
         return found
 
     def plan(self, tier: str) -> Plan:
