@@ -26,6 +26,7 @@ from playwright.sync_api import (
     Locator,
     Page,
     Playwright,
+    Request,
     expect,
     sync_playwright,
 )
@@ -294,3 +295,15 @@ def send(page: Page, text: str, model: str | None = None) -> Locator:
 
 def partial_answer(page: Page, min_length: int = 1) -> str:
     return page.wait_for_function(PARTIAL_ANSWER_JS, arg=min_length).json_value()
+
+
+def text_of(locator: Locator) -> str:
+    """A locator's text content ("" for none), typed as ``str``."""
+    return locator.text_content() or ""
+
+
+def body_of(request: Request) -> dict[str, Any]:
+    """A request's JSON body, which these tests always send."""
+    body = request.post_data_json
+    assert isinstance(body, dict)
+    return body

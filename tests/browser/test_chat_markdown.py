@@ -7,11 +7,11 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 
 from playwright.sync_api import Page, Route, expect
 
-from .conftest import Served, Watched, open_chat, send
+from .conftest import Served, Watched, body_of, open_chat, send, text_of
 
 # Every element under the conversation that could run script or load something: event handler
 # attributes, script-capable URLs, and tags that have no business in a rendered answer.
@@ -63,7 +63,7 @@ def test_markdown_renders_lists_tables_and_code(page: Page, served: Served) -> N
     expect(link).to_have_attribute("target", "_blank")
     expect(link).to_have_attribute("rel", re.compile(r"\bnoopener\b.*\bnoreferrer\b"))
     # No Markdown syntax left over as text.
-    assert "**" not in body.text_content() and "|:--" not in body.text_content()
+    assert "**" not in text_of(body) and "|:--" not in text_of(body)
 
 
 def test_markdown_renders_while_the_answer_streams(page: Page, served: Served) -> None:
@@ -143,7 +143,7 @@ def test_copy_button_copies_the_code_block(page: Page, served: Served) -> None:
     button.click()
     expect(button).to_have_text("Copied")
     copied = page.evaluate("navigator.clipboard.readText()")
-    code = answer.locator("pre code").text_content()
+    code = text_of(answer.locator("pre code"))
     assert copied == code.rstrip("\n")
     assert copied.startswith("from openai import OpenAI\n\nclient = OpenAI(")
     assert copied.endswith('print(chunk.choices[0].delta.content or "", end="")')
@@ -154,32 +154,32 @@ def test_each_answer_shows_its_timings_and_usage(page: Page, served: Served) -> 
     open_chat(page, served)
     with page.expect_request("**/v1/chat/completions") as sent:
         answer = send(page, "How do I stream?", model="markdown")
-    assert sent.value.post_data_json["stream_options"] == {"include_usage": True}
+    assert body_of(sent.value)["stream_options"] == {"include_usage": True}
     expect(answer).to_have_attribute("data-outcome", "done", timeout=15_000)
     meta = answer.locator(".meta")
 
     # The emulated model waits 150 ms before its first token, then 8 ms per token.
-    ttft = meta.locator(".ttft").text_content()
+    ttft = text_of(meta.locator(".ttft"))
     match = re.fullmatch(r"first token (\d+) ms|first token (\d+\.\d\d) s", ttft)
     assert match, ttft
     ttft_ms = float(match[1]) if match[1] else float(match[2]) * 1000
     assert 140 <= ttft_ms < 5000, ttft
 
-    tps = meta.locator(".tps").text_content()
+    tps = text_of(meta.locator(".tps"))
     match = re.fullmatch(r"(\d+\.\d) tokens/s", tps)
     assert match and 5 < float(match[1]) < 1000, tps
 
-    usage = meta.locator(".usage").text_content()
+    usage = text_of(meta.locator(".usage"))
     match = re.fullmatch(r"(\d+) prompt \+ (\d+) completion tokens", usage)
     assert match and int(match[1]) > 0 and int(match[2]) > 200, usage
     expect(meta.locator(".finish")).to_have_text("finish: stop")
 
     # The gateway's Server-Timing header, read by the page (same origin: no CORS needed).
-    server = meta.locator(".server-timing").text_content()
+    server = text_of(meta.locator(".server-timing"))
     assert re.search(r"upstream \d+\.\d ms", server) and re.search(r"gateway \d+\.\d ms", server)
 
 
-def fulfill_json(status: int, body: dict[str, object]) -> Callable[[Route], None]:
+def fulfill_json(status: int, body: Mapping[str, object]) -> Callable[[Route], None]:
     """A route handler answering one JSON error, as a gateway or proxy would."""
 
     def handler(route: Route) -> None:
@@ -188,7 +188,7 @@ def fulfill_json(status: int, body: dict[str, object]) -> Callable[[Route], None
     return handler
 
 
-def fulfill_stream(*events: dict[str, object], done: bool = False) -> Callable[[Route], None]:
+def fulfill_stream(*events: Mapping[str, object], done: bool = False) -> Callable[[Route], None]:
     """A route handler answering a 200 SSE stream of EVENTS (then [DONE] if DONE)."""
     lines = [f"data: {json.dumps(e)}\n\n" for e in events]
     if done:
@@ -200,7 +200,7 @@ def fulfill_stream(*events: dict[str, object], done: bool = False) -> Callable[[
     return handler
 
 
-def token(text: str) -> dict[str, object]:
+def token(text: str) -> Mapping[str, object]:
     return {
         "id": "chatcmpl-test",
         "object": "chat.completion.chunk",
@@ -303,7 +303,7 @@ def test_the_conversation_survives_a_reload_until_cleared(page: Page, served: Se
     expect(first).to_have_attribute("data-outcome", "done")
     second = send(page, "Two", model="markdown")
     expect(second).to_have_attribute("data-outcome", "done", timeout=15_000)
-    usage = second.locator(".meta .usage").text_content()
+    usage = text_of(second.locator(".meta .usage"))
 
     page.reload()
     messages = page.locator("#log li.msg")
@@ -318,7 +318,7 @@ def test_the_conversation_survives_a_reload_until_cleared(page: Page, served: Se
 
     with page.expect_request("**/v1/chat/completions") as sent:
         third = send(page, "Three", model="demo")
-    roles = [m["role"] for m in sent.value.post_data_json["messages"]]
+    roles = [m["role"] for m in body_of(sent.value)["messages"]]
     assert roles == ["user", "assistant", "user", "assistant", "user"]
     expect(third).to_have_attribute("data-outcome", "done")
 
@@ -342,4 +342,4 @@ def test_a_reload_while_streaming_keeps_the_question_out_of_the_next_request(
     expect(page.locator("#model option").first).to_be_attached()
     with page.expect_request("**/v1/chat/completions") as sent:
         send(page, "Hello", model="demo")
-    assert sent.value.post_data_json["messages"] == [{"role": "user", "content": "Hello"}]
+    assert body_of(sent.value)["messages"] == [{"role": "user", "content": "Hello"}]

@@ -10,7 +10,17 @@ from pathlib import Path
 from playwright.sync_api import Browser, FloatRect, Page, expect
 from playwright.sync_api import Error as PlaywrightError
 
-from .conftest import API_KEY, MODELS, Served, Watched, open_chat, partial_answer, send
+from .conftest import (
+    API_KEY,
+    MODELS,
+    Served,
+    Watched,
+    body_of,
+    open_chat,
+    partial_answer,
+    send,
+    text_of,
+)
 
 SCREENSHOT = Path(__file__).resolve().parents[2] / "docs" / "chat-ui.png"
 
@@ -52,7 +62,7 @@ def test_controls_start_at_the_seed_defaults_and_are_sent(page: Page, served: Se
     with page.expect_request("**/v1/chat/completions") as sent:
         answer = send(page, "Hello", model="demo")
     request = sent.value
-    body = request.post_data_json
+    body = body_of(request)
     assert body["model"] == "demo"
     assert body["stream"] is True
     assert body["messages"] == [{"role": "user", "content": "Hello"}]
@@ -89,7 +99,7 @@ def test_tokens_appear_while_the_answer_streams(page: Page, served: Served) -> N
     expect(page.locator("#send")).to_be_disabled()
 
     expect(answer).to_have_attribute("data-outcome", "done", timeout=15_000)
-    final = answer.locator(".body").text_content().strip()
+    final = text_of(answer.locator(".body")).strip()
     assert final.startswith(partial) and len(final) > len(partial)
     # 40 tokens of text and the EOS token, as TGI counts them.
     expect(answer.locator(".meta .usage")).to_have_text(
@@ -107,9 +117,9 @@ def test_stop_ends_a_paced_answer_midway(page: Page, served: Served) -> None:
 
     page.click("#stop-button")
     expect(answer).to_have_attribute("data-outcome", "stopped")
-    stopped = answer.locator(".body").text_content()
+    stopped = text_of(answer.locator(".body"))
     page.wait_for_timeout(600)  # 15 more tokens would have arrived in this time
-    assert answer.locator(".body").text_content() == stopped
+    assert text_of(answer.locator(".body")) == stopped
     expect(answer.locator(".meta .outcome")).to_have_text("stopped")
     expect(answer.locator(".meta .ttft")).to_be_visible()
     expect(page.locator("#status")).to_have_text("Stopped.")
@@ -118,7 +128,7 @@ def test_stop_ends_a_paced_answer_midway(page: Page, served: Served) -> None:
     # The conversation goes on, with the partial answer the user saw as context.
     with page.expect_request("**/v1/chat/completions") as sent:
         nxt = send(page, "Shorter, please", model="demo")
-    messages = sent.value.post_data_json["messages"]
+    messages = body_of(sent.value)["messages"]
     assert [m["role"] for m in messages] == ["user", "assistant", "user"]
     assert messages[0]["content"] == "Write a long essay"
     assert messages[1]["content"].strip() == stopped.strip()  # the Markdown source of what was seen
@@ -135,7 +145,7 @@ def test_a_model_failing_mid_stream_shows_its_error(page: Page, served: Served) 
     # The gateway's error event, as it sent it: message, then type and code.
     expect(alert).to_contain_text("stream timed out (ModelStreamError)")
     expect(alert).to_contain_text("(server_error, timeout)")
-    assert answer.locator(".body").text_content() != ""  # the tokens before the failure stay
+    assert text_of(answer.locator(".body")) != ""  # the tokens before the failure stay
     expect(page.locator("#status")).to_have_text("The request failed.")
 
 
@@ -176,7 +186,7 @@ def test_clear_empties_the_conversation(page: Page, served: Served) -> None:
     expect(page.locator("#log li")).to_have_count(0)
     with page.expect_request("**/v1/chat/completions") as sent:
         send(page, "Two")
-    assert sent.value.post_data_json["messages"] == [{"role": "user", "content": "Two"}]
+    assert body_of(sent.value)["messages"] == [{"role": "user", "content": "Two"}]
 
 
 def test_every_control_is_labelled(page: Page, served: Served) -> None:

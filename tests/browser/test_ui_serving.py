@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import hashlib
+import re
 from collections.abc import Callable
+from pathlib import Path
 
 import httpx
 
+from llm_gateway import ui
 from llm_gateway.config import Settings
 from llm_gateway.ui import CONTENT_SECURITY_POLICY
 from tests.processes import serving
@@ -22,6 +26,8 @@ def test_page_and_assets_carry_the_strict_csp(http: httpx.Client) -> None:
         ("/ui/", "text/html"),
         ("/ui/app.js", "text/javascript"),
         ("/ui/style.css", "text/css"),
+        ("/ui/vendor/markdown-it.min.js", "text/javascript"),
+        ("/ui/vendor/purify.min.js", "text/javascript"),
     ]:
         r = http.get(path)
         assert r.status_code == 200, path
@@ -39,6 +45,34 @@ def test_page_has_no_inline_script_or_style(http: httpx.Client) -> None:
     html = http.get("/ui/").text
     assert '<script src="app.js" defer></script>' in html
     assert "<style" not in html and "style=" not in html and "onclick" not in html.lower()
+    # Every script is one of the page's own files: nothing from a CDN.
+    scripts = re.findall(r"<script\b[^>]*>", html)
+    assert scripts == [
+        '<script src="vendor/markdown-it.min.js" defer>',
+        '<script src="vendor/purify.min.js" defer>',
+        '<script src="app.js" defer>',
+    ]
+    assert "http://" not in html and "https://" not in html
+
+
+def test_vendored_libraries_are_the_ones_recorded(http: httpx.Client) -> None:
+    """vendor/VERSIONS records the sha256 of each file as npm published it (written by
+    scripts/vendor_ui.sh): a hand edit, or a re-vendor without updating it, fails here. The
+    licences travel with them."""
+    vendor = Path(ui.__file__).parent / "static" / "vendor"
+    recorded = dict(
+        re.findall(
+            r"file:\s+(\S+) = npm .*\n\s+sha256:\s+([0-9a-f]{64})",
+            (vendor / "VERSIONS").read_text(),
+        )
+    )
+    assert set(recorded) == {"markdown-it.min.js", "purify.min.js"}
+    for name, digest in recorded.items():
+        served = http.get(f"/ui/vendor/{name}").content
+        assert hashlib.sha256(served).hexdigest() == digest, name
+        assert b"eval(" not in served and b"new Function(" not in served, name
+    licences = {p.name for p in (vendor / "licenses").iterdir()}
+    assert {"markdown-it.LICENSE", "dompurify.LICENSE"} <= licences
 
 
 def test_bare_ui_redirects_relatively_so_stage_prefixes_survive(http: httpx.Client) -> None:

@@ -59,7 +59,14 @@ def load_assets() -> dict[str, Asset]:
     static = resources.files(__name__) / "static"
     assets: dict[str, Asset] = {}
     for name, (filename, media_type) in FILES.items():
-        body = static.joinpath(*filename.split("/")).read_bytes()
+        try:
+            body = static.joinpath(*filename.split("/")).read_bytes()
+        except FileNotFoundError as exc:
+            # A package built without ui/static/vendor/ in its package data.
+            raise RuntimeError(
+                f"the chat page's file {filename} is missing from the installed package; "
+                "reinstall it, or run with GATEWAY_UI=false (llm-gateway serve --no-ui)"
+            ) from exc
         etag = '"' + hashlib.sha256(body).hexdigest()[:32] + '"'
         assets[name] = Asset(body, media_type, etag)
     return assets
