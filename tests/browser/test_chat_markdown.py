@@ -254,6 +254,22 @@ def test_errors_before_the_stream_read_well_in_both_dialects(page: Page, served:
     expect(page.locator("li.msg.user.unanswered")).to_have_count(2)
     expect(page.locator("#prompt")).to_have_value("Hi")
 
+    # TGI's overload answer, with the Retry-After the gateway sends along.
+    page.unroute("**/v1/chat/completions")
+    page.route(
+        "**/v1/chat/completions",
+        lambda route: route.fulfill(
+            status=429,
+            headers={"retry-after": "3"},
+            content_type="application/json",
+            body=json.dumps({"error": "Model is overloaded", "error_type": "overloaded"}),
+        ),
+    )
+    answer = send(page, "Hi", model="demo")
+    expect(answer.get_by_role("alert")).to_have_text(
+        "Error: Model is overloaded (429, overloaded) Retry after 3 s."
+    )
+
 
 def test_the_gateways_own_validation_error_reads_well(page: Page, served: Served) -> None:
     open_chat(page, served)

@@ -557,7 +557,7 @@
             failure = failure || "The gateway sent an event that is not JSON: " + payload.slice(0, 200);
             return;
           }
-          if (chunk && chunk.error !== undefined) {
+          if (chunk && chunk.error !== undefined && chunk.error !== null) {
             // A mid-stream failure (either dialect's shape): one error event, then the end.
             failure = describeError(chunk) || "Unknown error";
             return;
