@@ -455,3 +455,25 @@ def test_config_is_strict():
     assert cfg.limits_for("a") == Limits(tokens_per_minute=5, tokens_per_day=7)
     assert cfg.limits_for("b") == Limits(tokens_per_minute=5, tokens_per_day=9)
     assert cfg.on_store_error == "allow" and cfg.table == "llm-gateway-budgets"
+
+
+def test_embedded_store_creates_the_stacks_schema():
+    from llm_gateway.budgets.local import start_embedded_store
+
+    url, stop = start_embedded_store("llm-gateway-budgets")
+    try:
+        client = local_client(url)
+        table = client.describe_table(TableName="llm-gateway-budgets")["Table"]
+        assert table["BillingModeSummary"]["BillingMode"] == "PAY_PER_REQUEST"
+        assert {k["AttributeName"]: k["KeyType"] for k in table["KeySchema"]} == {
+            "pk": "HASH",
+            "sk": "RANGE",
+        }
+        ttl = client.describe_time_to_live(TableName="llm-gateway-budgets")
+        assert ttl["TimeToLiveDescription"]["AttributeName"] == "expires_at"
+        b = Budgets(BudgetsConfig(default=Limits(tokens_per_day=10)), client=client)
+        assert (
+            b.reserve("k", "r", 10, stream=False).headers()["x-ratelimit-remaining-tokens"] == "0"
+        )
+    finally:
+        stop()
