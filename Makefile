@@ -53,9 +53,14 @@ bench: $(STAMP) $(SAM_STAMP)
 load: $(STAMP)
 	$(BIN)/python bench/load.py
 
+# Style (ruff), types (mypy --strict over src/) and the layering (import-linter's contracts in
+# pyproject.toml: the core imports no web framework, no dialect and no backend; http/ imports no
+# dialect; backends import no dialect).
 lint: $(STAMP)
 	$(BIN)/ruff check src tests bench
 	$(BIN)/ruff format --check src tests bench
+	$(BIN)/mypy
+	$(BIN)/lint-imports
 
 format: $(STAMP)
 	$(BIN)/ruff format src tests bench

@@ -29,7 +29,10 @@ from llm_gateway.templates import template_for
 from llm_gateway.transport.sagemaker import SageMakerRuntime
 
 # The client dialects, in registration order; the first answers for paths nobody claims.
-DIALECTS: tuple[Callable[[GatewayContext], Dialect], ...] = (TGIDialect, OpenAIDialect)
+DIALECTS: tuple[Callable[[GatewayContext], Dialect], ...] = (
+    TGIDialect,  # type: ignore[assignment]
+    OpenAIDialect,
+)
 
 
 def load_counters(config: GatewayConfig) -> dict[str, TokenCounter]:

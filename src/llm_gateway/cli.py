@@ -5,10 +5,15 @@ from __future__ import annotations
 import argparse
 import os
 import shlex
+import socket
 import sys
-from collections.abc import Sequence
+from collections.abc import MutableMapping, Sequence
+from typing import TYPE_CHECKING, Any
 
 from llm_gateway import __version__
+
+if TYPE_CHECKING:
+    from llm_gateway.config.schema import GatewayConfig
 
 
 def _banner(url: str, backend: str, models: list[str], keys: bool, ui: bool = False) -> str:
@@ -35,65 +40,46 @@ def _banner(url: str, backend: str, models: list[str], keys: bool, ui: bool = Fa
     )
 
 
-def serve(args: argparse.Namespace) -> int:
-    import uvicorn
-
-    from llm_gateway.config import ConfigError, Settings, SettingsError, config_source, load_config
-    from llm_gateway.config.loader import parse_config
-    from llm_gateway.local import BackgroundServer, use_emulator
-
-    env = os.environ
-    # The chat page is on by default here (not on AWS): --no-ui or GATEWAY_UI decide otherwise.
+def _local_switches(args: argparse.Namespace, env: MutableMapping[str, str]) -> None:
+    """The chat page is on by default here (not on AWS): --no-ui or GATEWAY_UI decide otherwise."""
     if args.no_ui:
         env["GATEWAY_UI"] = "false"
     elif not env.get("GATEWAY_UI"):
         env["GATEWAY_UI"] = "true"
     if args.no_metrics:
         env["POWERTOOLS_METRICS_DISABLED"] = "true"
-    try:
-        settings = Settings.from_env()
-        if config_source(env, args.config) is None:
-            from llm_gateway.emulator.demo import demo_config, demo_endpoints
 
-            if env.get("AWS_ENDPOINT_URL_SAGEMAKER_RUNTIME"):
-                backend = f"SageMaker Runtime at {env['AWS_ENDPOINT_URL_SAGEMAKER_RUNTIME']} (demo models)"
-            else:
-                from llm_gateway.emulator import Emulator
 
-                emulator = BackgroundServer(Emulator(demo_endpoints()).app()).start()
-                use_emulator(emulator.url)
-                backend = f"embedded SageMaker emulator (simulated TGI, not a real model) at {emulator.url}"
-            config = parse_config(demo_config(), "the embedded demo configuration")
-        else:
-            config = load_config(args.config)
-            backend = "SageMaker Runtime " + (
-                f"at {env['AWS_ENDPOINT_URL_SAGEMAKER_RUNTIME']}"
-                if env.get("AWS_ENDPOINT_URL_SAGEMAKER_RUNTIME")
-                else f"in {env.get('AWS_REGION') or env.get('AWS_DEFAULT_REGION') or 'the default region'}"
-            )
-    except (ConfigError, SettingsError) as exc:
-        print(f"llm-gateway: {exc}", file=sys.stderr)
-        return 2
+def _models(args: argparse.Namespace, env: MutableMapping[str, str]) -> tuple[GatewayConfig, str]:
+    """The models to serve and a description of where they run: the configured ones, or the
+    demo models on the embedded emulator (started here) when nothing is configured."""
+    from llm_gateway.config import config_source, load_config
+    from llm_gateway.config.loader import parse_config
+    from llm_gateway.local import BackgroundServer, use_emulator
 
-    from botocore.exceptions import NoRegionError
+    runtime = env.get("AWS_ENDPOINT_URL_SAGEMAKER_RUNTIME")
+    if config_source(env, args.config) is not None:
+        region = env.get("AWS_REGION") or env.get("AWS_DEFAULT_REGION") or "the default region"
+        where = f"at {runtime}" if runtime else f"in {region}"
+        return load_config(args.config), f"SageMaker Runtime {where}"
+    from llm_gateway.emulator.demo import demo_config, demo_endpoints
 
-    from llm_gateway.app import create_app
+    if runtime:
+        backend = f"SageMaker Runtime at {runtime} (demo models)"
+    else:
+        from llm_gateway.emulator import Emulator
 
-    try:
-        app = create_app(config, settings)
-    except ConfigError as exc:
-        print(f"llm-gateway: {exc}", file=sys.stderr)
-        return 2
-    except NoRegionError:
-        print("llm-gateway: no AWS region: set AWS_REGION (or AWS_DEFAULT_REGION)", file=sys.stderr)
-        return 2
+        emulator = BackgroundServer(Emulator(demo_endpoints()).app()).start()
+        use_emulator(emulator.url)
+        backend = f"embedded SageMaker emulator (simulated TGI, not a real model) at {emulator.url}"
+    return parse_config(demo_config(), "the embedded demo configuration"), backend
 
-    url = f"http://{args.host}:{args.port}"
-    models = [m.name + (" (default)" if m is config.default else "") for m in config.models]
-    banner = _banner(url, backend, models, bool(settings.api_keys), settings.ui)
+
+def _run(app: Any, args: argparse.Namespace, banner: str) -> None:
+    import uvicorn
 
     class Server(uvicorn.Server):
-        async def startup(self, sockets=None):  # type: ignore[no-untyped-def]
+        async def startup(self, sockets: list[socket.socket] | None = None) -> None:
             await super().startup(sockets)
             if self.started:
                 print(banner, flush=True)
@@ -111,6 +97,29 @@ def serve(args: argparse.Namespace) -> int:
         timeout_keep_alive=75,
     )
     Server(config).run()
+
+
+def serve(args: argparse.Namespace) -> int:
+    from botocore.exceptions import NoRegionError
+
+    from llm_gateway.app import create_app
+    from llm_gateway.config import ConfigError, Settings, SettingsError
+
+    env = os.environ
+    _local_switches(args, env)
+    try:
+        settings = Settings.from_env()
+        config, backend = _models(args, env)
+        app = create_app(config, settings)
+    except (ConfigError, SettingsError) as exc:
+        print(f"llm-gateway: {exc}", file=sys.stderr)
+        return 2
+    except NoRegionError:
+        print("llm-gateway: no AWS region: set AWS_REGION (or AWS_DEFAULT_REGION)", file=sys.stderr)
+        return 2
+    url = f"http://{args.host}:{args.port}"
+    models = [m.name + (" (default)" if m is config.default else "") for m in config.models]
+    _run(app, args, _banner(url, backend, models, bool(settings.api_keys), settings.ui))
     return 0
 
 

@@ -29,7 +29,7 @@ if settings.request_timeout is None:
     settings = dataclasses.replace(settings, request_timeout=BUFFERED_LIMIT_SECONDS)
 observer = Observer(settings, flush_per_request=False)
 app = create_app(settings=settings, observer=observer)
-_mangum = Mangum(app, lifespan="off", api_gateway_base_path=None)
+_mangum = Mangum(app, lifespan="off", api_gateway_base_path="/")
 
 
 @observer.logger.logger.inject_lambda_context(

@@ -25,7 +25,8 @@ class BackgroundServer:
         config.setdefault("log_level", "warning")
         config.setdefault("lifespan", "off")
         self.server = uvicorn.Server(uvicorn.Config(app, host=host, port=port, **config))
-        self.server.install_signal_handlers = lambda: None  # type: ignore[method-assign]
+        # Not the main thread: uvicorn must not install signal handlers.
+        setattr(self.server, "install_signal_handlers", lambda: None)  # noqa: B010
         self.thread = threading.Thread(target=self.server.run, daemon=True, name="uvicorn")
         self.host = host
         self.port = port

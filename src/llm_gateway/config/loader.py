@@ -53,7 +53,7 @@ def parse_config(data: Any, source: str) -> GatewayConfig:
     try:
         return GatewayConfig.model_validate(data)
     except ValidationError as exc:
-        raise ConfigError(_describe(exc.errors(include_url=False)[0], data, source)) from None
+        raise ConfigError(_describe(dict(exc.errors(include_url=False)[0]), data, source)) from None
 
 
 def load_config_text(text: str, source: str) -> GatewayConfig:

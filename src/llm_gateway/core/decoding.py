@@ -88,7 +88,7 @@ def decode(model: type[M], data: Any, *, type_names: dict[str, str] | None = Non
 
 def deserialize_error(exc: PydanticValidationError, type_names: dict[str, str]) -> GatewayError:
     first = exc.errors(include_url=False)[0]
-    path, message = _phrase(first, type_names)
+    path, message = _phrase(dict(first), type_names)
     text = f"{path}: {message}" if path else message
     param = path.split(".")[-1] if path else None
     return request_error(DESERIALIZE_PREFIX + text, status=422, param=param)

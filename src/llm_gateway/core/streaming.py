@@ -165,7 +165,7 @@ class TokenStream:
             if not self._pending:
                 return TIMEOUT
         item = self._pending[0]
-        if item is END:
+        if isinstance(item, _End):
             self.finished_at = self.finished_at or time.perf_counter()
             raise StopAsyncIteration
         self._pending.popleft()

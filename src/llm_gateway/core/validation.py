@@ -33,7 +33,8 @@ def as_f32(value: float) -> float:
     """The value TGI sees after serde deserialises the JSON number into an ``f32``."""
     if math.isnan(value) or abs(value) > _F32_MAX:
         return math.copysign(math.inf, value) if not math.isnan(value) else value
-    return _pack_f32.unpack(_pack_f32.pack(value))[0]
+    f32: float = _pack_f32.unpack(_pack_f32.pack(value))[0]
+    return f32
 
 
 def validate(parameters: GenerateParameters, inputs: str, limits: Limits, *, stream: bool) -> None:

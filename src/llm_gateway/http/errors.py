@@ -46,7 +46,7 @@ class DialectRouting:
             return self.by_route[id(route)][1]
         partial: Dialect | None = None
         for candidate, dialect in self.by_route.values():
-            match, _ = candidate.matches(scope)  # type: ignore[arg-type]
+            match, _ = candidate.matches(scope)
             if match is Match.FULL:
                 return dialect
             if match is Match.PARTIAL and partial is None:

@@ -94,7 +94,7 @@ def key_id(entry: str) -> tuple[str, str]:
     >>> key_id("acme:sk-123")
     ('acme', 'sk-123')
     >>> key_id("sk-123")[0]
-    'key-9f0e3a1b'
+    'key-acb42a4f'
     """
     name, sep, key = entry.partition(":")
     if sep and name and key:
@@ -171,7 +171,7 @@ class Guard:
         self.app = app
         self.settings = settings
         self.routing = routing
-        self.ids_by_key = dict(reversed(key_id(entry)) for entry in settings.api_keys)
+        self.ids_by_key = {key: name for name, key in map(key_id, settings.api_keys)}
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":

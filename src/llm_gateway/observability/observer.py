@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import MutableMapping
 from typing import TYPE_CHECKING, Any
 
 from llm_gateway.config.settings import Settings
@@ -52,9 +53,10 @@ class Observer:
             )
         return self._logger
 
-    def start(self, scope: dict[str, Any], request_id: str) -> RequestRecord:
+    def start(self, scope: MutableMapping[str, Any], request_id: str) -> RequestRecord:
         context = api_gateway_context(scope)
-        identity = context.get("identity") if isinstance(context.get("identity"), dict) else {}
+        raw_identity = context.get("identity")
+        identity: dict[str, Any] = raw_identity if isinstance(raw_identity, dict) else {}
         return RequestRecord(
             request_id=request_id,
             method=scope.get("method", ""),

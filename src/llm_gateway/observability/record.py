@@ -11,6 +11,7 @@ probes, the chat page and anything no dialect answered).
 from __future__ import annotations
 
 import json
+from collections.abc import MutableMapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -68,12 +69,13 @@ class RequestRecord:
                 self.input_tokens = usage.get("prompt_tokens", self.input_tokens)
 
 
-def api_gateway_context(scope: dict[str, Any]) -> dict[str, Any]:
+def api_gateway_context(scope: MutableMapping[str, Any]) -> dict[str, Any]:
     """API Gateway's ``requestContext``: from the Lambda event under Mangum, or from the
     ``x-amzn-request-context`` header the Lambda Web Adapter adds."""
     event = scope.get("aws.event")
     if isinstance(event, dict) and isinstance(event.get("requestContext"), dict):
-        return event["requestContext"]
+        context: dict[str, Any] = event["requestContext"]
+        return context
     for name, value in scope.get("headers", ()):
         if name == b"x-amzn-request-context":
             try:

@@ -19,7 +19,10 @@ from llm_gateway.templates.messages import Message
 
 
 class PromptTemplate(Protocol):
-    stop: tuple[str, ...]
+    @property
+    def stop(self) -> tuple[str, ...]:
+        """The family's default stop sequences."""
+        ...
 
     def render(self, messages: list[Message]) -> str: ...
 

@@ -37,11 +37,15 @@ ALPACA_SYSTEM = (
 )
 
 
+# (system message, conversation, whether the last message is the assistant's to continue)
+Render = Callable[[Message | None, list[Message], bool], str]
+
+
 @dataclass(frozen=True)
 class Family:
     name: str
     stop: tuple[str, ...]
-    _render: Callable[[Message | None, list[Message], bool], str]
+    _render: Render
 
     def render(self, messages: list[Message]) -> str:
         """The prompt for ``messages`` (continuing a final assistant message if there is one)."""
@@ -136,7 +140,7 @@ def _falcon(system: Message | None, conv: list[Message], final: bool) -> str:
     )
 
 
-def _tagged(open_tag: Callable[[str], str], end: str, generation: str):
+def _tagged(open_tag: Callable[[str], str], end: str, generation: str) -> Render:
     """Formats where every message is ``<tag(role)> content <end>`` (StarChat, Zephyr,
     ChatML, Phi-3); a system message is its own turn."""
 

@@ -65,7 +65,7 @@ def is_retryable(exc: BaseException) -> bool:
         if code in RETRYABLE_CODES:
             return True
         # TGI answers "overloaded" before it validates or queues the request.
-        return code == "ModelError" and exc.response.get("OriginalStatusCode") == 429
+        return bool(code == "ModelError" and exc.response.get("OriginalStatusCode") == 429)
     return False
 
 

@@ -19,6 +19,7 @@ Out-of-range values are a 400 naming the OpenAI parameter, checked here before T
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 from llm_gateway.core.errors import GatewayError, request_error
 from llm_gateway.core.parameters import U64_MAX, GenerateParameters, Grammar, Limits
@@ -59,7 +60,7 @@ def _stops(value: str | list[str] | None, limits: Limits) -> tuple[str, ...]:
     return tuple(stops)
 
 
-def _common(req: SamplingFields, limits: Limits, max_tokens: int | None) -> dict[str, object]:
+def _common(req: SamplingFields, limits: Limits, max_tokens: int | None) -> dict[str, Any]:
     if req.n not in (None, 1):
         raise invalid("Only `n: 1` is supported: each request generates one choice.", "n")
     _in_range(req.temperature, 0, 2, "temperature")
