@@ -1,11 +1,12 @@
 #!/usr/bin/env python3
-"""Regenerate the TGI image Mappings and the TgiVersion parameter of endpoint/template.yaml
-from the registry data in src/llm_gateway/deploy/data/huggingface-llm.json.
+"""Regenerate the image Mappings and the container version parameters (TgiVersion,
+LmiVersion, VllmVersion, SglangVersion) of endpoint/template.yaml from the SageMaker SDK registry
+files in src/llm_gateway/deploy/data/ (their sources: data/SOURCES.md).
 
 Usage: .venv/bin/python scripts/gen_image_mappings.py [--check]
 
-To take a newer registry: copy the SageMaker SDK's image_uri_config/huggingface-llm.json over
-the data file, run this script, and commit both. ``--check`` exits 1 if the template is stale.
+To take a newer registry: copy the SDK's image_uri_config/<file>.json over the data file, run
+this script, and commit both. ``--check`` exits 1 if the template is stale.
 """
 
 from __future__ import annotations

@@ -14,6 +14,7 @@ ENVIRONMENTS = {
     "prod": "template.yaml",
     "endpoint-dev": "endpoint/template.yaml",
     "endpoint-prod": "endpoint/template.yaml",
+    "endpoint-zero": "endpoint/template.yaml",
 }
 
 
@@ -70,35 +71,28 @@ def test_samconfig_environments(environment):
 
 
 def test_endpoint_stack_resources():
+    """The template's shape; what each container and hosting mode creates is in
+    test_endpoint_stack.py."""
     template = load_cfn(ENDPOINT_TEMPLATE)
     params = template["Parameters"]
     assert params["InstanceType"]["Default"] == "ml.g5.12xlarge"
     assert params["NumGpus"]["Default"] == 4
     assert params["HfModelId"]["Default"] == "OpenAssistant/pythia-12b-sft-v8-7k-steps"
+    assert params["Container"]["Default"] == "tgi"
+    assert params["HostingMode"]["AllowedValues"] == ["endpoint", "inference-component"]
     resources = template["Resources"]
     kinds = {r["Type"] for r in resources.values()}
     assert {
         "AWS::SageMaker::Model",
         "AWS::SageMaker::EndpointConfig",
         "AWS::SageMaker::Endpoint",
+        "AWS::SageMaker::InferenceComponent",
         "AWS::ApplicationAutoScaling::ScalableTarget",
         "AWS::ApplicationAutoScaling::ScalingPolicy",
     } <= kinds
     container = resources["Model"]["Properties"]["PrimaryContainer"]
-    env = container["Environment"]
-    assert env["HF_MODEL_ID"] == {"Ref": "HfModelId"}
-    assert env["SM_NUM_GPUS"] == {"Ref": "NumGpus"}
-    assert env["MAX_INPUT_TOKENS"] == {"Ref": "MaxInputTokens"}
-    assert env["MAX_TOTAL_TOKENS"] == {"Ref": "MaxTotalTokens"}
-    assert env["HF_MODEL_QUANTIZE"]["Fn::If"][0] == "HasQuantize"
-    assert "secretsmanager" in str(env["HF_TOKEN"])
     assert container["Image"]["Fn::If"][:2] == ["HasImageUri", {"Ref": "ImageUri"}]
-    variant = resources["EndpointConfig"]["Properties"]["ProductionVariants"][0]
-    assert variant["InstanceType"] == {"Ref": "InstanceType"}
-    assert variant["ContainerStartupHealthCheckTimeoutInSeconds"] == {
-        "Ref": "ContainerStartupHealthCheckTimeout"
-    }
-    assert variant["ModelDataDownloadTimeoutInSeconds"] == {"Ref": "ModelDataDownloadTimeout"}
+    assert "secretsmanager" in str(container["Environment"]["HF_TOKEN"])
     policy = resources["ConcurrencyScalingPolicy"]["Properties"]
     assert policy["TargetTrackingScalingPolicyConfiguration"]["PredefinedMetricSpecification"][
         "PredefinedMetricType"
@@ -111,7 +105,12 @@ def test_endpoint_stack_resources():
         for metric in props.get("Metrics", []):
             if "MetricStat" in metric:
                 metrics.add(metric["MetricStat"]["Metric"]["MetricName"])
-    assert {"Invocation5XXErrors", "ModelLatency", "GPUMemoryUtilization"} <= metrics
+    assert {
+        "Invocation5XXErrors",
+        "ModelLatency",
+        "GPUMemoryUtilization",
+        "NoCapacityInvocationFailures",
+    } <= metrics
 
 
 def test_endpoint_execution_role_is_narrow():
@@ -144,7 +143,13 @@ def test_gateway_nests_the_endpoint_template():
     assert set(app["Properties"]["Parameters"]) <= child
 
 
-@pytest.mark.parametrize("environment", ["endpoint-dev", "endpoint-prod"])
+def test_scale_to_zero_environment():
+    overrides = SAMCONFIG["endpoint-zero"]["deploy"]["parameters"]["parameter_overrides"]
+    assert 'HostingMode="inference-component"' in overrides
+    assert 'MinCopies="0"' in overrides
+
+
+@pytest.mark.parametrize("environment", ["endpoint-dev", "endpoint-prod", "endpoint-zero"])
 def test_endpoint_environments_build(environment, tmp_path):
     """`sam build --config-env endpoint-…` (no code: it stages the template for deploy)."""
     build_dir = tmp_path / "build"
