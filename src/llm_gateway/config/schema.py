@@ -19,6 +19,7 @@ from pydantic import (
     model_validator,
 )
 
+from llm_gateway.budgets.config import BudgetsConfig
 from llm_gateway.core.errors import GatewayError
 from llm_gateway.core.parameters import GenerateParameters, Limits
 from llm_gateway.core.validation import validate
@@ -64,6 +65,19 @@ class ChatTemplate(BaseModel):
         return value
 
 
+class WakeConfig(BaseModel):
+    """How to treat a model whose inference component is at zero copies (SPEC §5.5)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    # How long a request may wait for the model to scale up (bounded by its deadline).
+    wait_seconds: float = Field(600.0, ge=0)
+    # How often the call is retried while the model wakes.
+    retry_seconds: float = Field(20.0, gt=0)
+    # A configured model that answers at once while this one wakes.
+    fallback: str | None = None
+
+
 class ModelConfig(BaseModel):
     """One model the gateway serves, backed by one SageMaker endpoint."""
 
@@ -79,7 +93,13 @@ class ModelConfig(BaseModel):
     # The upstream protocol (llm_gateway.backends): TGI's generate API (the default) or TGI's
     # Messages API (TGI >= 2.4 on /invocations; the older `chat_api: true` means the same).
     backend: Literal["tgi", "tgi-messages", "openai"] = "tgi"
+    # backend openai: the container serves chat completions only (SGLang's /invocations).
+    chat_only: bool = False
     tokenizer: str | None = None  # optional tokenizer.json for exact prompt-token counts
+    wake: WakeConfig = Field(default_factory=WakeConfig)
+    # Models tried, in order, before the first byte when this one is not ready, throttled,
+    # unavailable or warming.
+    fallbacks: list[str] = Field(default_factory=list)
 
     @model_validator(mode="before")
     @classmethod
@@ -125,6 +145,7 @@ class GatewayConfig(BaseModel):
 
     default_model: str | None = None
     models: list[ModelConfig] = Field(min_length=1)
+    budgets: BudgetsConfig | None = None  # per-key token budgets (SPEC §5.4)
 
     _by_name: dict[str, ModelConfig] = PrivateAttr(default_factory=dict)
 
@@ -138,6 +159,12 @@ class GatewayConfig(BaseModel):
         self._by_name = {model.name: model for model in self.models}
         if self.default_model is not None and self.default_model not in seen:
             raise ValueError(f"default_model '{self.default_model}' is not one of the models")
+        for model in self.models:
+            for other in (model.wake.fallback, *model.fallbacks):
+                if other is not None and (other not in seen or other == model.name):
+                    raise ValueError(
+                        f"model '{model.name}': fallback '{other}' is not another configured model"
+                    )
         return self
 
     @property

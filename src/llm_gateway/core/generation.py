@@ -89,11 +89,13 @@ class GenerationService:
         """Defaults, then TGI's validation of the effective request, then the upstream body."""
         effective = parameters.with_defaults(model.defaults)
         validate(effective, inputs, model.limits, stream=stream)
+        backend = self.backend(model)
+        backend.check(effective, stream=stream)
         input_tokens = None
         counter = self.counters.get(model.name)
         if counter is not None:
             input_tokens = check_token_budget(counter.count(inputs), effective, model.limits)
-        body = self.backend(model).generate_body(inputs, effective, stream=stream)
+        body = backend.generate_body(inputs, effective, stream=stream)
         return PreparedRequest(model, inputs, effective, stream, body, input_tokens)
 
     async def generate(

@@ -70,6 +70,11 @@ class Backend(Protocol):
     name: str
     chat: bool
 
+    def check(self, parameters: GenerateParameters, *, stream: bool) -> None:
+        """Refuse (422, naming the field and the backend) what this protocol cannot honour,
+        before any upstream call; TGI's own validation has already passed."""
+        ...
+
     def generate_body(
         self, inputs: str, parameters: GenerateParameters, *, stream: bool
     ) -> bytes: ...
