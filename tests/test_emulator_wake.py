@@ -23,7 +23,7 @@ NO_CAPACITY = (
     "in-progress (if configured) or try to increase the capacity by invoking "
     "UpdateInferenceComponentRuntimeConfig API."
 )
-WAKE, IDLE = 0.3, 0.3
+WAKE, IDLE = 0.3, 1.0  # idle long enough for the calls in between on a busy machine
 BODY = orjson.dumps({"inputs": "Hello", "parameters": {"max_new_tokens": 3}})
 
 
@@ -81,7 +81,7 @@ def test_the_wake_cycle(emulator: Emulator, runtime: Any, sleepy: Any) -> None:
     assert orjson.loads(call(runtime, name))[0]["generated_text"].startswith("Hello")
     assert call(runtime, name, streaming=True).startswith(b'[{"generated_text":"Hello')
     assert stats(emulator, name)["scale_to_zero"]["state"] == "awake"
-    time.sleep(IDLE + 0.05)  # no calls: back to zero copies
+    time.sleep(IDLE + 0.1)  # no calls: back to zero copies
     assert stats(emulator, name)["scale_to_zero"]["state"] == "asleep"
     refused(runtime, name)
     state = stats(emulator, name)
@@ -96,11 +96,11 @@ def test_the_wake_cycle(emulator: Emulator, runtime: Any, sleepy: Any) -> None:
 
 
 def test_calls_keep_an_awake_component_awake(runtime: Any, sleepy: Any) -> None:
-    name = sleepy(scale_to_zero={"wake_seconds": 0, "idle_seconds": 0.4, "asleep_at_start": False})
+    name = sleepy(scale_to_zero={"wake_seconds": 0, "idle_seconds": 1.0, "asleep_at_start": False})
     for _ in range(4):
         call(runtime, name)
-        time.sleep(0.2)  # each gap shorter than idle_seconds
-    time.sleep(0.3)
+        time.sleep(0.4)  # each gap shorter than idle_seconds, their sum longer
+    time.sleep(0.7)
     assert refused(runtime, name).response["Error"]["Message"] == NO_CAPACITY
 
 
