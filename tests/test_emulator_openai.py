@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Iterator
-from typing import Any
+from typing import Any, cast
 
 import boto3
 import jsonschema
@@ -38,7 +38,7 @@ ENDPOINTS: dict[str, dict[str, Any]] = {
     "openai-faulty": {"server": "vllm"},
 }
 
-WEATHER = {
+WEATHER: dict[str, Any] = {
     "type": "function",
     "function": {
         "name": "get_weather",
@@ -236,7 +236,7 @@ def test_tool_call_non_stream(runtime: Any) -> None:
 
 @pytest.mark.parametrize("endpoint", ["vllm-endpoint", "sglang-hello"])
 def test_tool_call_stream_deltas(runtime: Any, endpoint: str) -> None:
-    other = {"type": "function", "function": {"name": "noop", "parameters": {}}}
+    other: dict[str, Any] = {"type": "function", "function": {"name": "noop", "parameters": {}}}
     body = chat(
         "Weather?",
         tools=[other, WEATHER],
@@ -252,7 +252,9 @@ def test_tool_call_stream_deltas(runtime: Any, endpoint: str) -> None:
     assert first.function.name == "get_weather"
     assert rest and all(c.id is None and c.function and c.function.name is None for c in rest)
     assert chunks[-1].choices[0].finish_reason == "tool_calls"
-    state = ChatCompletionStreamState(input_tools=[other, WEATHER])  # the SDK's own helper
+    state = ChatCompletionStreamState(
+        input_tools=cast(Any, [other, WEATHER])
+    )  # the SDK's own helper
     for chunk in chunks:
         state.handle_chunk(chunk)
     final = state.get_final_completion()

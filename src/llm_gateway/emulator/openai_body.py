@@ -93,7 +93,7 @@ def completion_logprobs(tokens: list[Token], offset: int) -> dict[str, Any]:
     }
 
 
-def _finish(answer: Answer, choice: Choice) -> dict[str, Any]:
+def finish_fields(answer: Answer, choice: Choice) -> dict[str, Any]:
     if answer.flavour == "sglang":
         matched = choice.stop_reason
         if choice.finish_reason == "stop" and matched is None:
@@ -141,5 +141,5 @@ def response(answer: Answer) -> dict[str, Any]:
             out["logprobs"] = (
                 completion_logprobs(choice.tokens, len(echo)) if answer.logprobs else None
             )
-        choices.append({**out, **_finish(answer, choice)})
+        choices.append({**out, **finish_fields(answer, choice)})
     return {**answer.head(chunk=False), "choices": choices, "usage": answer.usage()}

@@ -15,9 +15,9 @@ from typing import Any
 
 from llm_gateway.emulator.openai_body import (
     Answer,
-    _finish,
     chat_logprob,
     completion_logprobs,
+    finish_fields,
 )
 from llm_gateway.emulator.sampler import Choice
 
@@ -76,7 +76,7 @@ def stream_chunks(answer: Answer, *, include_usage: bool, continuous: bool) -> l
                 if last and not sglang:
                     if choice.tool_call is None and delta is None:
                         out["delta"] = {"content": ""}
-                    out |= _finish(answer, choice)
+                    out |= finish_fields(answer, choice)
                 else:
                     out["finish_reason"] = None
                     if sglang:
@@ -86,7 +86,7 @@ def stream_chunks(answer: Answer, *, include_usage: bool, continuous: bool) -> l
                 final = {"index": choice.index, "delta": {"role": "assistant"}}
                 if role_sent[i]:
                     final["delta"] = {}
-                final |= {"logprobs": None, **_finish(answer, choice)}
+                final |= {"logprobs": None, **finish_fields(answer, choice)}
                 chunks.append(_chunk(answer, final, continuous, counts[i]))
     if include_usage:
         chunks.append({**answer.head(chunk=True), "choices": [], "usage": answer.usage()})
@@ -107,5 +107,5 @@ def _completion_chunk(
         "stop_reason": None,
     }
     if last:
-        out |= _finish(answer, choice)
+        out |= finish_fields(answer, choice)
     return _chunk(answer, out, continuous, done)
