@@ -17,9 +17,11 @@ from llm_gateway.backends import BACKENDS
 from llm_gateway.config.loader import ConfigError, load_config
 from llm_gateway.config.schema import GatewayConfig
 from llm_gateway.config.settings import Settings
+from llm_gateway.core.admission import Admission, InFlight
 from llm_gateway.core.generation import GenerationService, Upstream
 from llm_gateway.core.tokenizer import HFTokenizer, TokenCounter
 from llm_gateway.dialects.openai.dialect import OpenAIDialect
+from llm_gateway.dialects.openai.responses.dialect import ResponsesDialect
 from llm_gateway.dialects.tgi.dialect import TGIDialect
 from llm_gateway.http.context import GatewayContext
 from llm_gateway.http.dialect import Dialect
@@ -32,6 +34,7 @@ from llm_gateway.transport.sagemaker import SageMakerRuntime
 DIALECTS: tuple[Callable[[GatewayContext], Dialect], ...] = (
     TGIDialect,  # type: ignore[assignment]
     OpenAIDialect,
+    ResponsesDialect,
 )
 
 
@@ -66,6 +69,26 @@ def upstreams(config: GatewayConfig, transport: SageMakerRuntime) -> dict[str, U
     return out
 
 
+def budget_admission(config: GatewayConfig, observer: Observer) -> Admission | None:
+    """Per-key token budgets over DynamoDB, when the models file has a ``budgets`` section
+    (the table comes from ``GATEWAY_BUDGETS_TABLE`` on AWS, else the file)."""
+    if config.budgets is None:
+        return None
+    from llm_gateway.budgets import Budgets, make_client, table_name
+    from llm_gateway.budgets.admission import BudgetAdmission
+
+    def metric(name: str, value: int, key_id: str) -> None:
+        observer.metrics.event(name, value, key_id)
+
+    budgets = Budgets(
+        config.budgets,
+        client=make_client(),
+        table=table_name(config.budgets),
+        on_metric=metric,
+    )
+    return BudgetAdmission(budgets)
+
+
 def create_app(
     config: GatewayConfig | None = None,
     settings: Settings | None = None,
@@ -80,7 +103,14 @@ def create_app(
     executor = ThreadPoolExecutor(
         max_workers=settings.max_connections + 8, thread_name_prefix="upstream"
     )
-    service = GenerationService(upstreams(config, transport), executor, load_counters(config))
+    observer = observer or Observer(settings)
+    service = GenerationService(
+        upstreams(config, transport),
+        executor,
+        load_counters(config),
+        in_flight=InFlight(settings.max_concurrent_requests),
+        admission=budget_admission(config, observer),
+    )
     templates = {model.name: template_for(model.template) for model in config.models}
     ctx = GatewayContext(config, settings, service, templates)
     return build_app(settings, [make(ctx) for make in DIALECTS], observer)

@@ -63,6 +63,9 @@ class Settings:
     read_timeout: float = 70.0  # GATEWAY_UPSTREAM_READ_TIMEOUT (AWS: >= 70 s for InvokeEndpoint)
     max_attempts: int = 3  # GATEWAY_UPSTREAM_MAX_ATTEMPTS, before the first byte only
     max_connections: int = 256  # GATEWAY_UPSTREAM_MAX_CONNECTIONS
+    # Generations in flight per process (TGI's own default); over it requests are refused at
+    # once instead of queueing behind busy upstream threads.
+    max_concurrent_requests: int = 128  # GATEWAY_MAX_CONCURRENT_REQUESTS
     # Observability (Powertools' own variables also apply, e.g. POWERTOOLS_METRICS_DISABLED).
     metrics_namespace: str = (
         "LLMGateway"  # GATEWAY_METRICS_NAMESPACE / POWERTOOLS_METRICS_NAMESPACE
@@ -109,6 +112,11 @@ class Settings:
             ),
             max_connections=int(
                 _number(env, "GATEWAY_UPSTREAM_MAX_CONNECTIONS", cls.max_connections, minimum=1)
+            ),
+            max_concurrent_requests=int(
+                _number(
+                    env, "GATEWAY_MAX_CONCURRENT_REQUESTS", cls.max_concurrent_requests, minimum=1
+                )
             ),
             metrics_namespace=env.get("GATEWAY_METRICS_NAMESPACE")
             or env.get("POWERTOOLS_METRICS_NAMESPACE")

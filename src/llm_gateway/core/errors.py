@@ -31,10 +31,21 @@ class GatewayError(Exception):
 
     ``param`` names the offending request field when known (the OpenAI dialect reports it);
     ``retry_after`` (seconds) becomes a ``Retry-After`` header on overload answers; ``headers``
-    are further response headers the failure implies (e.g. ``x-should-retry``).
+    are further response headers the failure implies (e.g. ``x-should-retry``); ``code`` is a
+    machine-readable reason finer than ``error_type`` (OpenAI's ``code``, e.g.
+    ``model_warming``).
     """
 
-    __slots__ = ("error_type", "headers", "kind", "message", "param", "retry_after", "status")
+    __slots__ = (
+        "code",
+        "error_type",
+        "headers",
+        "kind",
+        "message",
+        "param",
+        "retry_after",
+        "status",
+    )
 
     def __init__(
         self,
@@ -46,6 +57,7 @@ class GatewayError(Exception):
         param: str | None = None,
         retry_after: int | None = None,
         headers: dict[str, str] | None = None,
+        code: str | None = None,
     ) -> None:
         super().__init__(message)
         self.message = message
@@ -55,6 +67,7 @@ class GatewayError(Exception):
         self.param = param
         self.retry_after = retry_after
         self.headers = headers or {}
+        self.code = code
 
     def __repr__(self) -> str:
         return f"GatewayError({self.status}, {self.error_type!r}, {self.message!r})"

@@ -11,17 +11,22 @@ bytes, and sends them through the model's :class:`~llm_gateway.core.ports.Channe
 from __future__ import annotations
 
 import asyncio
+import logging
+import threading
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from concurrent.futures import Executor
 from dataclasses import dataclass
 from typing import Any
 
+from llm_gateway.core.admission import CURRENT_CALLER, Admission, InFlight, Usage
 from llm_gateway.core.errors import GatewayError, deadline_error
 from llm_gateway.core.parameters import GenerateParameters
 from llm_gateway.core.ports import Backend, Channel, ModelTarget
-from llm_gateway.core.streaming import TokenStream
-from llm_gateway.core.tokenizer import TokenCounter
+from llm_gateway.core.streaming import Tally, TokenStream
+from llm_gateway.core.tokenizer import TokenCounter, estimate_tokens
+
+log = logging.getLogger(__name__)
 from llm_gateway.core.validation import check_token_budget, validate
 
 
@@ -45,6 +50,21 @@ class PreparedRequest:
     input_tokens: int | None = None  # known only when the model's tokenizer is configured
 
     @property
+    def prompt_tokens(self) -> int:
+        """The prompt's tokens: counted when a tokenizer is configured, else estimated."""
+        if self.input_tokens is not None:
+            return self.input_tokens
+        return estimate_tokens(self.inputs)
+
+    @property
+    def budget_tokens(self) -> int:
+        """What a budget reserves: the prompt plus the most the model may generate."""
+        limit = self.model.limits.max_total_tokens
+        most = self.parameters.max_new_tokens
+        prompt = self.prompt_tokens
+        return prompt + (most if most is not None else max(limit - prompt, 0))
+
+    @property
     def wants_details(self) -> bool:
         """Whether the *client* asked for details (the upstream is always asked)."""
         p = self.parameters
@@ -60,20 +80,111 @@ class GenerationResult:
     upstream_seconds: float
 
 
+class _Settlement:
+    """Pairs an admission's ticket with what its generation used; whichever comes second
+    settles it (the stream may end before the check returns, or the other way round)."""
+
+    def __init__(self, admission: Admission, fallback_input: int) -> None:
+        self._admission = admission
+        self._fallback_input = fallback_input
+        self._lock = threading.Lock()
+        self._ticket: Any = None
+        self._usage: Usage | None = None
+        self._done = False
+
+    def ticket(self, ticket: Any) -> None:
+        with self._lock:
+            self._ticket = ticket
+        self._maybe_settle()
+
+    def used(self, tally: Tally) -> None:
+        details, usage = tally.details or {}, tally.usage or {}
+        generated = details.get("generated_tokens", usage.get("completion_tokens"))
+        prompt = details.get("input_length", usage.get("prompt_tokens"))
+        with self._lock:
+            self._usage = Usage(
+                input_tokens=prompt if isinstance(prompt, int) else self._fallback_input,
+                generated_tokens=generated if isinstance(generated, int) else tally.tokens,
+                generated_anything=tally.tokens > 0,
+            )
+        self._maybe_settle()
+
+    def _maybe_settle(self) -> None:
+        with self._lock:
+            if self._done or self._ticket is None or self._usage is None:
+                return
+            self._done = True
+            ticket, usage = self._ticket, self._usage
+        self._admission.settle(ticket, usage)
+
+
 class GenerationService:
     """Runs generations through each model's :class:`Upstream`; blocking calls go to
     ``executor``. ``counters`` maps model names to their tokenizers, for the models that have
-    one."""
+    one. ``in_flight`` caps concurrent generations; ``admission`` (budgets) checks each
+    caller's generation alongside its upstream call."""
 
     def __init__(
         self,
         upstreams: Mapping[str, Upstream],
         executor: Executor,
         counters: Mapping[str, TokenCounter] | None = None,
+        *,
+        in_flight: InFlight | None = None,
+        admission: Admission | None = None,
     ) -> None:
         self.upstreams = upstreams
         self.executor = executor
         self.counters = counters or {}
+        self.in_flight = in_flight or InFlight(2**31)
+        self.admission = admission
+
+    def _admit(
+        self, tokens: int, fallback_input: int, *, stream: bool
+    ) -> tuple[asyncio.Future[Any] | None, _Settlement | None]:
+        """Start the caller's admission check (if any) without waiting for it.
+
+        A caller already known to be over budget is refused here, before any upstream call.
+        """
+        caller = CURRENT_CALLER.get()
+        admission = self.admission
+        if admission is None or caller is None or caller.key_id is None:
+            return None, None
+        admission.refuse_now(caller, tokens)
+        settlement = _Settlement(admission, fallback_input)
+        gate = asyncio.ensure_future(admission.admit(caller, tokens, stream=stream))
+
+        def admitted(future: asyncio.Future[Any]) -> None:
+            if future.cancelled() or future.exception() is not None:
+                return
+            caller.tickets.append(future.result())
+            settlement.ticket(future.result())
+
+        gate.add_done_callback(admitted)
+        return gate, settlement
+
+    def _open(
+        self,
+        open_upstream: Callable[[], Any],
+        decoder: Callable[[], Any],
+        tokens: int,
+        fallback_input: int,
+    ) -> TokenStream:
+        """Start a stream under the in-flight cap and the caller's admission."""
+        self.in_flight.acquire()
+        try:
+            gate, settlement = self._admit(tokens, fallback_input, stream=True)
+        except BaseException:
+            self.in_flight.release()
+            raise
+        in_flight = self.in_flight
+
+        def ended(tally: Tally) -> None:
+            in_flight.release()
+            if settlement is not None:
+                settlement.used(tally)
+
+        return TokenStream(open_upstream, self.executor, decoder, gate=gate, on_end=ended).start()
 
     def backend(self, model: ModelTarget) -> Backend:
         return self.upstreams[model.name].backend
@@ -104,30 +215,50 @@ class GenerationService:
         """A buffered generation; past ``deadline`` it fails with 504 ``timeout`` (the blocking
         call cannot be interrupted, so its thread finishes in the background)."""
         upstream = self.upstreams[request.model.name]
-        loop = asyncio.get_running_loop()
-        started = time.perf_counter()
-        future = loop.run_in_executor(
-            self.executor, upstream.channel.invoke, request.body, deadline
-        )
-        if deadline is None:
-            raw = await future
-        else:
+        self.in_flight.acquire()
+        try:
+            gate, settlement = self._admit(
+                request.budget_tokens, request.prompt_tokens, stream=False
+            )
+            loop = asyncio.get_running_loop()
+            started = time.perf_counter()
+            future = loop.run_in_executor(
+                self.executor, upstream.channel.invoke, request.body, deadline
+            )
+            tally = Tally()
             try:
-                raw = await asyncio.wait_for(future, max(deadline - time.monotonic(), 0.0))
-            except TimeoutError:
-                raise deadline_error() from None
-        generated = upstream.backend.parse_generated(raw)
+                if gate is not None:
+                    await gate  # a refusal answers at once; the call's result is dropped
+                raw = await self._within(future, deadline)
+                generated = upstream.backend.parse_generated(raw)
+                tally.tokens = 1  # something was generated (the details hold the count)
+                tally.details = generated.details
+            finally:
+                if settlement is not None:
+                    settlement.used(tally)
+        finally:
+            self.in_flight.release()
         return GenerationResult(generated.text, generated.details, time.perf_counter() - started)
+
+    @staticmethod
+    async def _within(future: asyncio.Future[bytes], deadline: float | None) -> bytes:
+        if deadline is None:
+            return await future
+        try:
+            return await asyncio.wait_for(future, max(deadline - time.monotonic(), 0.0))
+        except TimeoutError:
+            raise deadline_error() from None
 
     def stream(self, request: PreparedRequest, deadline: float | None = None) -> TokenStream:
         """Start the upstream stream now; events are read with :meth:`TokenStream.next`."""
         upstream = self.upstreams[request.model.name]
         channel, body = upstream.channel, request.body
-        return TokenStream(
+        return self._open(
             lambda: channel.invoke_stream(body, deadline),
-            self.executor,
             upstream.backend.generate_decoder,
-        ).start()
+            request.budget_tokens,
+            request.prompt_tokens,
+        )
 
     def chat(
         self, model: ModelTarget, data: dict[str, Any], deadline: float | None = None
@@ -136,11 +267,16 @@ class GenerationService:
         upstream = self.upstreams[model.name]
         channel = upstream.channel
         body = upstream.backend.chat_body(data, model.defaults)
-        return TokenStream(
+        prompt = estimate_tokens(str(data.get("messages", "")))
+        most = data.get("max_completion_tokens") or data.get("max_tokens")
+        if not isinstance(most, int):
+            most = max(model.limits.max_total_tokens - prompt, 0)
+        return self._open(
             lambda: channel.invoke_stream(body, deadline),
-            self.executor,
             upstream.backend.chat_decoder,
-        ).start()
+            prompt + most,
+            prompt,
+        )
 
 
 __all__ = [

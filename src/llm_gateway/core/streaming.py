@@ -17,9 +17,11 @@ import time
 from collections import deque
 from collections.abc import Callable
 from concurrent.futures import Executor
+from dataclasses import dataclass
+from typing import Any
 
 from llm_gateway.core.errors import GatewayError, upstream_error
-from llm_gateway.core.events import EventDecoder, StreamEvent
+from llm_gateway.core.events import ChatChunk, EventDecoder, StreamEvent, StreamItem, TokenEvent
 from llm_gateway.core.ports import UpstreamBody
 
 log = logging.getLogger(__name__)
@@ -43,6 +45,27 @@ TIMEOUT = None  # returned by TokenStream.next() when nothing arrived within the
 Item = StreamEvent | GatewayError | _End
 
 
+@dataclass(slots=True)
+class Tally:
+    """What the upstream sent, counted on the worker thread (whether or not the client read
+    it): for settling budgets after the stream."""
+
+    tokens: int = 0  # token events (generate) or content deltas (chat)
+    details: dict[str, Any] | None = None  # the last token event's details
+    usage: dict[str, Any] | None = None  # a chat stream's usage chunk
+
+    def add(self, items: list[StreamItem]) -> None:
+        for item in items:
+            if isinstance(item, TokenEvent):
+                self.tokens += 1
+                if item.details is not None:
+                    self.details = item.details
+            elif isinstance(item, ChatChunk):
+                if item.data.get("usage"):
+                    self.usage = item.data["usage"]
+                self.tokens += bool(item.text)
+
+
 class TokenStream:
     """Events of one upstream generation stream.
 
@@ -62,8 +85,17 @@ class TokenStream:
         open_upstream: Callable[[], UpstreamBody],
         executor: Executor,
         decoder: Callable[[], EventDecoder],
+        *,
+        gate: asyncio.Future[Any] | None = None,
+        on_end: Callable[[Tally], None] | None = None,
     ) -> None:
+        """``gate``: an admission check running alongside the upstream call; no event is
+        handed out before it passes, and its failure is the stream's. ``on_end`` runs on the
+        worker thread once the upstream is done, with what it sent."""
         self._open_upstream = open_upstream
+        self._gate = gate
+        self._on_end = on_end
+        self.tally = Tally()
         self._decoder = decoder
         self._executor = executor
         # Items delivered by the worker (on the loop thread) and the consumer's wake-up future:
@@ -107,7 +139,10 @@ class TokenStream:
     def _pump(self) -> None:
         decoder = self._decoder()
         body: UpstreamBody | None = None
+        tally = self.tally
         try:
+            if self._closed:  # the client left while this stream waited for a thread
+                return
             body = self._open_upstream()
             self._body = body
             if self._closed:
@@ -117,6 +152,7 @@ class TokenStream:
                     return
                 events = decoder.feed(chunk)
                 if events:
+                    tally.add(events)
                     self._post(list(events))
                 if decoder.finished:
                     break
@@ -134,6 +170,11 @@ class TokenStream:
             self._post([END])
             if body is not None:
                 self._drain_and_close(body, decoder.finished)
+            if self._on_end is not None:
+                try:
+                    self._on_end(tally)
+                except Exception:  # accounting must never break a stream
+                    log.exception("stream end accounting failed")
             with TokenStream._active_lock:
                 TokenStream.active -= 1
 
@@ -151,7 +192,20 @@ class TokenStream:
 
     # -- event loop side -----------------------------------------------------------------------
 
+    async def _pass_gate(self, gate: asyncio.Future[Any]) -> None:
+        self._gate = None
+        try:
+            await gate
+        except GatewayError:
+            self.close()
+            self.finished_at = time.perf_counter()
+            self._pending.clear()
+            self._pending.append(END)
+            raise
+
     async def next(self, timeout: float | None) -> StreamEvent | None:
+        if self._gate is not None:
+            await self._pass_gate(self._gate)
         if not self._pending:
             loop = self._loop or asyncio.get_running_loop()
             waiter = self._waiter = loop.create_future()
@@ -198,6 +252,10 @@ class TokenStream:
         if self._closed:
             return
         self._closed = True
+        gate, self._gate = self._gate, None
+        if gate is not None and not gate.done() and self._loop is not None:
+            # An admission nobody will wait for; cancelling it refunds what it reserved.
+            self._loop.call_soon_threadsafe(gate.cancel)
         body = self._body
         if body is not None:
             try:

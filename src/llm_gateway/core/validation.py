@@ -19,9 +19,12 @@ from __future__ import annotations
 
 import math
 import struct
+from typing import Any
+
+import orjson
 
 from llm_gateway.core.errors import validation_error
-from llm_gateway.core.parameters import GenerateParameters, Limits
+from llm_gateway.core.parameters import GenerateParameters, Grammar, Limits
 
 # TGI 3.x schedules generation in chunks of this many tokens and checks the budget per chunk.
 DEFAULT_GENERATION_LENGTH = 1024
@@ -107,6 +110,50 @@ def validate(parameters: GenerateParameters, inputs: str, limits: Limits, *, str
             f"Given: {p.truncate}",
             param="truncate",
         )
+    if p.grammar is not None:
+        # TGI checks the grammar after the token budget, which needs the tokenizer: a request
+        # breaking both is answered here with the grammar's message.
+        check_grammar(p.grammar)
+
+
+def check_grammar(grammar: Grammar) -> None:
+    """TGI's grammar rules (``validation.rs``): a ``json`` grammar's value is a JSON Schema
+    given as an object or as a string holding one; it must be valid against the draft 2020-12
+    meta-schema and have ``properties``. ``json_schema`` grammars get the same check on their
+    ``schema``; a ``regex`` is passed on as it is (its type was checked when it was read).
+
+    >>> check_grammar(Grammar(type="json", value=5))
+    Traceback (most recent call last):
+    ...
+    llm_gateway.core.errors.GatewayError: Input validation error: grammar is not supported
+    """
+    if grammar.type == "regex":
+        return
+    value: Any = grammar.value
+    if grammar.type == "json_schema":
+        value = value["schema"]  # presence checked when the grammar was read
+    if isinstance(value, str):
+        try:
+            value = orjson.loads(value)
+        except orjson.JSONDecodeError as exc:
+            raise _invalid_grammar(str(exc)) from None
+    elif not isinstance(value, dict):
+        raise validation_error("grammar is not supported", param="grammar")
+    from jsonschema import Draft202012Validator  # imported on first use: start-up stays fast
+    from jsonschema.exceptions import SchemaError
+
+    try:
+        Draft202012Validator.check_schema(value)
+    except SchemaError as exc:
+        raise _invalid_grammar(exc.message) from None
+    except RecursionError:  # deeper than the body parser admits; kept as a client error
+        raise _invalid_grammar("the schema is nested too deeply") from None
+    if not isinstance(value, dict) or "properties" not in value:
+        raise _invalid_grammar("Grammar must have a 'properties' field")
+
+
+def _invalid_grammar(reason: str) -> Exception:
+    return validation_error(f"grammar is not valid: {reason}", param="grammar")
 
 
 def check_token_budget(

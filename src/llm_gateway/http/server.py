@@ -14,6 +14,7 @@ from starlette.responses import Response
 
 from llm_gateway import __version__
 from llm_gateway.config.settings import Settings
+from llm_gateway.core.admission import CURRENT_CALLER, Caller
 from llm_gateway.http import openapi
 from llm_gateway.http.dialect import Dialect, Endpoint
 from llm_gateway.http.errors import DialectRouting, install_error_handlers
@@ -41,8 +42,17 @@ def _route(dialect: Dialect, endpoint: Endpoint, stream_settings: StreamSettings
     name = "none" if endpoint.probe else dialect.name
 
     async def route(request: Request) -> Response:
-        request_state(request.scope).record.dialect = name
-        return await respond(await handler(request), request, stream_settings)
+        state = request_state(request.scope)
+        state.record.dialect = name
+        # Who is asking, for the core's admission checks (budgets) and their headers.
+        caller = Caller(state.request_id, state.record.api_key_id or state.key_id)
+        token = CURRENT_CALLER.set(caller)
+        try:
+            response = await respond(await handler(request), request, stream_settings)
+        finally:
+            CURRENT_CALLER.reset(token)
+        response.headers.update(caller.headers())
+        return response
 
     route.__name__ = f"{dialect.name}_{endpoint.handler.__name__}"
     return route

@@ -27,6 +27,12 @@ ERROR_METRICS = {
 }
 
 
+# Counters a request may add besides the standard set (budgets, scale to zero, fallbacks).
+COUNTER_UNITS = {
+    "WarmingWaitSeconds": MetricUnit.Seconds,
+}
+
+
 class RequestMetrics:
     def __init__(
         self, *, namespace: str, service: str, key_dimension: bool = False, flush: bool = True
@@ -47,11 +53,21 @@ class RequestMetrics:
         if r.dialect == "none":  # health and info probes are not traffic
             return
         m = self.metrics
-        model = r.model or "none"
-        m.add_dimension("model", model)
+        m.add_dimension("model", r.model or "none")
         if self.key_dimension and r.api_key_id:
             m.add_dimension("api_key_id", r.api_key_id)
         m.add_dimensions(service=self.service)  # the totals, one series for alarms
+        self._outcome(m, r)
+        self._latencies(m, r)
+        self._tokens(m, r)
+        for name, value in r.counters.items():
+            m.add_metric(name=name, unit=COUNTER_UNITS.get(name, MetricUnit.Count), value=value)
+        self._metadata(m, r)
+        if self.flush:
+            m.flush_metrics()
+        self._by_dialect(r)
+
+    def _outcome(self, m: Metrics, r: RequestRecord) -> None:
         m.add_metric(name="Requests", unit=MetricUnit.Count, value=1)
         # 100 or 0 per request: its Average over a period is the error rate in percent.
         failed = r.error_kind in SERVER_SIDE
@@ -65,6 +81,11 @@ class RequestMetrics:
                 unit=MetricUnit.Count,
                 value=1,
             )
+        if r.disconnected:
+            m.add_metric(name="StreamDisconnects", unit=MetricUnit.Count, value=1)
+
+    @staticmethod
+    def _latencies(m: Metrics, r: RequestRecord) -> None:
         if r.duration is not None:
             m.add_metric(name="Latency", unit=MetricUnit.Milliseconds, value=r.duration * 1000)
             if r.upstream_seconds is not None:
@@ -82,6 +103,9 @@ class RequestMetrics:
             m.add_metric(
                 name="TimeToFirstToken", unit=MetricUnit.Milliseconds, value=r.ttft_seconds * 1000
             )
+
+    @staticmethod
+    def _tokens(m: Metrics, r: RequestRecord) -> None:
         if r.input_tokens is not None:
             m.add_metric(name="InputTokens", unit=MetricUnit.Count, value=r.input_tokens)
         if r.generated_tokens is not None:
@@ -92,18 +116,28 @@ class RequestMetrics:
                     unit=MetricUnit.CountPerSecond,
                     value=r.generated_tokens / r.upstream_seconds,
                 )
-        if r.disconnected:
-            m.add_metric(name="StreamDisconnects", unit=MetricUnit.Count, value=1)
+
+    @staticmethod
+    def _metadata(m: Metrics, r: RequestRecord) -> None:
         m.add_metadata(key="request_id", value=r.request_id)
         m.add_metadata(key="dialect", value=r.dialect)
         if r.api_key_id:
             m.add_metadata(key="api_key_id", value=r.api_key_id)
         if r.correlation_id:
             m.add_metadata(key="correlation_id", value=r.correlation_id)
-        if self.flush:
-            m.flush_metrics()
+
+    def _by_dialect(self, r: RequestRecord) -> None:
         by_dialect = self.by_dialect
-        by_dialect.add_dimension(name="model", value=model)
+        by_dialect.add_dimension(name="model", value=r.model or "none")
         by_dialect.add_dimension(name="dialect", value=r.dialect)
         by_dialect.add_metric(name="Requests", unit=MetricUnit.Count, value=1)
         by_dialect.flush_metrics()
+
+    def event(self, name: str, value: float, key_id: str | None = None) -> None:
+        """One metric outside any request's record (budget reconciles end after the answer):
+        its own EMF document, by service (and key id when that dimension is on)."""
+        one = EphemeralMetrics(namespace=self.namespace, service=self.service)
+        if self.key_dimension and key_id:
+            one.add_dimension(name="api_key_id", value=key_id)
+        one.add_metric(name=name, unit=COUNTER_UNITS.get(name, MetricUnit.Count), value=value)
+        one.flush_metrics()

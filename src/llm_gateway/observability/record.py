@@ -41,6 +41,12 @@ class RequestRecord:
     disconnected: bool = False
     prompt: str | None = None
     output: list[str] | None = field(default=None)  # collected only when prompts may be logged
+    served_by: str | None = None  # the model that answered, when a fallback did
+    # Further per-request counters (WarmingWaits, Fallbacks, BudgetRejections, ...).
+    counters: dict[str, float] = field(default_factory=dict)
+
+    def count(self, name: str, value: float = 1) -> None:
+        self.counters[name] = self.counters.get(name, 0) + value
 
     def fail(self, error: GatewayError, *, in_stream: bool = False) -> None:
         self.error_kind = error.kind.value

@@ -29,6 +29,17 @@ _PARAMS = {"max_new_tokens": "max_tokens", "top_n_tokens": "top_logprobs", "inpu
 
 def error_body(error: GatewayError) -> tuple[int, dict[str, Any]]:
     """OpenAI's ``{"error": {message, type, param, code}}`` and its status."""
+    # A budget refusal names OpenAI's own type and code (tokens/requests/insufficient_quota).
+    openai_type = getattr(error, "openai_type", None)
+    openai_code = getattr(error, "openai_code", None)
+    if isinstance(openai_type, str) and isinstance(openai_code, str):
+        body = {"message": error.message, "type": openai_type, "param": None, "code": openai_code}
+        return error.status, {"error": body}
+    if error.code in ("overloaded", "model_warming"):
+        # The gateway's own capacity (or a model scaling up from zero): a server condition
+        # that clears, answered as OpenAI's 503 (TGI's dialect keeps 429/503 with its type).
+        body = {"message": error.message, "type": "server_error", "param": None, "code": error.code}
+        return 503, {"error": body}
     status = error.status
     if status == 422:
         status = 400  # OpenAI reports every invalid request as 400
