@@ -12,6 +12,8 @@
 | ``presence_penalty: p``                 | ``repetition_penalty: 2 ** (p / 2)`` (0 → omitted)    |
 | ``logprobs``/``top_logprobs``           | token ``details`` / ``top_n_tokens``                  |
 | ``n > 1``                               | 400: not supported                                    |
+| ``response_format`` ``json_schema``     | ``grammar: {"type": "json", "value": <schema>}``      |
+| ``response_format`` TGI's ``json_object``/``json``/``regex`` with ``value`` | ``grammar`` of that type |
 
 Out-of-range values are a 400 naming the OpenAI parameter, checked here before TGI's own rules.
 """
@@ -23,9 +25,11 @@ from typing import Any
 
 from llm_gateway.core.errors import GatewayError, request_error
 from llm_gateway.core.parameters import U64_MAX, GenerateParameters, Grammar, Limits
+from llm_gateway.core.validation import check_grammar
 from llm_gateway.dialects.openai.schemas import (
     ChatCompletionRequest,
     CompletionRequest,
+    ResponseFormat,
     SamplingFields,
 )
 
@@ -107,6 +111,48 @@ def _top_n(top: int | None, limits: Limits, param: str) -> int | None:
     return top
 
 
+def _grammar(fmt: ResponseFormat) -> Grammar | None:
+    """``response_format`` as TGI's grammar: OpenAI's ``json_schema``, or TGI's own shape
+    ``{"type": "json_object" | "json" | "regex", "value": …}``; checked as TGI checks grammars.
+    """
+    if fmt.type == "text":
+        return None
+    if fmt.type == "json_schema":
+        schema = (fmt.json_schema or {}).get("schema")
+        if not isinstance(schema, dict):
+            raise invalid(
+                "`response_format.json_schema.schema` must be an object.", "response_format"
+            )
+        grammar = Grammar(type="json", value=schema)
+    elif fmt.type in ("json_object", "json"):
+        if fmt.value is None:
+            raise invalid(
+                f"`response_format: {fmt.type}` without a `value` is not supported; use "
+                '`json_schema` with a schema, or TGI\'s `{"type": "json_object", "value": '
+                "<schema>}`.",
+                "response_format",
+            )
+        grammar = Grammar(type="json", value=fmt.value)
+    elif fmt.type == "regex":
+        if not isinstance(fmt.value, str):
+            raise invalid(
+                "`response_format: regex` needs a string `value` (the regular expression).",
+                "response_format",
+            )
+        grammar = Grammar(type="regex", value=fmt.value)
+    else:
+        raise invalid(
+            f"Unknown `response_format.type` '{fmt.type}': use text, json_schema, or TGI's "
+            "json_object, json or regex with a `value`.",
+            "response_format",
+        )
+    try:
+        check_grammar(grammar)
+    except GatewayError as exc:
+        raise invalid(exc.message, "response_format") from None
+    return grammar
+
+
 def chat_sampling(req: ChatCompletionRequest, limits: Limits) -> Sampling:
     max_tokens = (
         req.max_completion_tokens if req.max_completion_tokens is not None else req.max_tokens
@@ -119,19 +165,10 @@ def chat_sampling(req: ChatCompletionRequest, limits: Limits) -> Sampling:
         fields["top_n_tokens"] = top
     if req.tools:
         raise invalid("Tools are not supported by this model's prompt template.", "tools")
-    fmt = req.response_format
-    if fmt is not None and fmt.type == "json_object":
-        raise invalid(
-            "`response_format: json_object` is not supported; use `json_schema` with a schema.",
-            "response_format",
-        )
-    if fmt is not None and fmt.type == "json_schema":
-        schema = (fmt.json_schema or {}).get("schema")
-        if not isinstance(schema, dict):
-            raise invalid(
-                "`response_format.json_schema.schema` must be an object.", "response_format"
-            )
-        fields["grammar"] = Grammar(type="json", value=schema)
+    if req.response_format is not None:
+        grammar = _grammar(req.response_format)
+        if grammar is not None:
+            fields["grammar"] = grammar
     return Sampling(
         parameters=GenerateParameters(**fields),
         client_stop=_stops(req.stop, limits),

@@ -5,7 +5,7 @@ OpenAI ignores them. Two extensions that TGI-style clients send are read too: ``
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -59,8 +59,13 @@ class StreamOptions(_Lenient):
 
 
 class ResponseFormat(_Lenient):
-    type: Literal["text", "json_object", "json_schema"]
+    """OpenAI's ``text``/``json_object``/``json_schema`` and TGI's own grammar shape
+    ``{"type": "json_object" | "json" | "regex", "value": …}`` (huggingface_hub sends it);
+    which combinations make sense is checked by the mapping, naming ``response_format``."""
+
+    type: str
     json_schema: dict[str, Any] | None = None
+    value: Any = None
 
 
 class SamplingFields(_Lenient):
