@@ -9,11 +9,14 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+from llm_gateway.backends.openai import OpenAIBackend
 from llm_gateway.backends.tgi.generate import TGIGenerate
 from llm_gateway.backends.tgi.messages import TGIMessages
 from llm_gateway.core.ports import Backend
 
-BACKENDS: dict[str, Callable[[], Backend]] = {
+# A factory per backend; ``chat_only=True`` is passed for models that set it (openai only).
+BACKENDS: dict[str, Callable[..., Backend]] = {
     "tgi": TGIGenerate,
     "tgi-messages": TGIMessages,
+    "openai": OpenAIBackend,
 }

@@ -116,6 +116,12 @@ class ModelConfig(BaseModel):
                 raise ValueError("chat_api must be true or false")
         return data
 
+    @model_validator(mode="after")
+    def _chat_only_is_openai(self) -> ModelConfig:
+        if self.chat_only and self.backend != "openai":
+            raise ValueError("chat_only: true applies to backend: openai only")
+        return self
+
     @field_validator("template")
     @classmethod
     def _known_family(cls, value: str | ChatTemplate) -> str | ChatTemplate:

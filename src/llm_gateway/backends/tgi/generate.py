@@ -58,10 +58,12 @@ class TGIGenerate:
             payload["stream"] = True
         return dumps_request(payload)
 
-    def parse_generated(self, raw: bytes) -> Generated:
+    def parse_generated(
+        self, raw: bytes, parameters: GenerateParameters | None = None
+    ) -> Generated:
         return parse_generate_response(raw)
 
-    def generate_decoder(self) -> EventDecoder:
+    def generate_decoder(self, parameters: GenerateParameters | None = None) -> EventDecoder:
         return TGIStreamDecoder()
 
     def chat_body(self, data: dict[str, Any], defaults: GenerateParameters | None) -> bytes:

@@ -153,10 +153,14 @@ def _grammar(fmt: ResponseFormat) -> Grammar | None:
     return grammar
 
 
-def chat_sampling(req: ChatCompletionRequest, limits: Limits) -> Sampling:
+def chat_sampling(req: ChatCompletionRequest, limits: Limits, *, relay: bool = False) -> Sampling:
+    """``relay``: the model's backend relays chat requests to an OpenAI server, which takes
+    ``n``, tools, any ``response_format`` and logprobs itself; only OpenAI's ranges apply."""
     max_tokens = (
         req.max_completion_tokens if req.max_completion_tokens is not None else req.max_tokens
     )
+    if relay:
+        return _relayed(req, limits, max_tokens)
     fields = _common(req, limits, max_tokens)
     top = _top_n(req.top_logprobs, limits, "top_logprobs") if req.logprobs else None
     if req.top_logprobs is not None and not req.logprobs:
@@ -175,6 +179,22 @@ def chat_sampling(req: ChatCompletionRequest, limits: Limits) -> Sampling:
         stream=bool(req.stream),
         include_usage=bool(req.stream_options and req.stream_options.include_usage),
         top_logprobs=(top or 0) if req.logprobs else None,
+    )
+
+
+def _relayed(req: ChatCompletionRequest, limits: Limits, max_tokens: int | None) -> Sampling:
+    if req.n is not None and not 1 <= req.n <= 128:
+        raise invalid(f"Invalid 'n': {req.n} is not between 1 and 128.", "n")
+    fields = _common(req.model_copy(update={"n": None}), limits, max_tokens)
+    if req.top_logprobs is not None and not req.logprobs:
+        raise invalid("`top_logprobs` requires `logprobs: true`.", "top_logprobs")
+    _in_range(req.top_logprobs, 0, 20, "top_logprobs")
+    return Sampling(
+        parameters=GenerateParameters(**fields),
+        client_stop=_stops(req.stop, limits),
+        stream=bool(req.stream),
+        include_usage=bool(req.stream_options and req.stream_options.include_usage),
+        top_logprobs=(req.top_logprobs or 0) if req.logprobs else None,
     )
 
 

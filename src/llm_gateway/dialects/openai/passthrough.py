@@ -1,12 +1,17 @@
-"""Chat requests for backends that take them as they are (``backend.chat``: TGI's Messages
-API), instead of a prompt from the gateway's template.
+"""Chat requests for backends that take them as they are (``backend.chat``), instead of a
+prompt from the gateway's template: TGI's Messages API (``tgi-messages``) and OpenAI servers
+(``openai``: vLLM, SGLang, LMI), to which ``tools``/``tool_choice``, ``n > 1``,
+``response_format`` and ``logprobs`` are relayed too.
 
 What comes back is normalised like every other answer: OpenAI finish reasons (TGI says
-``stop_sequence``), stop text removed, our ids and model name, errors in OpenAI's shape.
+``stop_sequence``; ``tool_calls`` and ``length`` stay), stop text removed, our ids and model
+name, ``usage`` as the container counted it, errors in OpenAI's shape. Tool-call deltas,
+log-probs and reasoning text are relayed per choice as the container sent them.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 from typing import Any
 
 import orjson
@@ -14,29 +19,70 @@ from starlette.requests import Request
 
 from llm_gateway.config.schema import ModelConfig
 from llm_gateway.core.events import ChatChunk, StreamEvent
-from llm_gateway.core.stops import cut_at_stop
+from llm_gateway.core.stops import StopFilter, cut_at_stop
 from llm_gateway.core.tokenizer import estimate_tokens
-from llm_gateway.dialects.openai.encoding import OpenAIStreamEncoder, finish_reason, usage_body
+from llm_gateway.dialects.openai.encoding import OpenAIStreamEncoder, usage_body
 from llm_gateway.dialects.openai.generation import Generation, collect, stream_seconds
 from llm_gateway.dialects.openai.mapping import chat_sampling
 from llm_gateway.dialects.openai.schemas import ChatCompletionRequest
 from llm_gateway.http.context import GatewayContext
-from llm_gateway.http.replies import Reply, StreamReply
+from llm_gateway.http.replies import Accounting, JSONReply, Reply, StreamReply
+
+# OpenAI's finish reasons a container may send that are kept as they are.
+_KEPT_REASONS = frozenset({"length", "tool_calls", "content_filter", "function_call"})
+
+
+def finish_reason(reason: str | None, stopped_here: bool) -> str:
+    """OpenAI's finish reason from the upstream's (``stop_sequence``, ``eos_token``, ``abort``
+    and anything unknown are ``stop``)."""
+    if stopped_here:
+        return "stop"
+    return reason if reason in _KEPT_REASONS else "stop"
 
 
 def _usage(data: dict[str, Any] | None, fallback: tuple[int, int]) -> dict[str, Any]:
+    """The container's counts as it sent them; an estimate only when it sent none."""
     if data and isinstance(data.get("prompt_tokens"), int):
-        return usage_body(data["prompt_tokens"], int(data.get("completion_tokens", 0)), False)
+        usage = usage_body(data["prompt_tokens"], int(data.get("completion_tokens") or 0), False)
+        if isinstance(data.get("total_tokens"), int):
+            usage["total_tokens"] = data["total_tokens"]
+        return usage
     return usage_body(fallback[0], fallback[1], True)
 
 
-class ChatChunkEncoder(OpenAIStreamEncoder):
-    """Re-encodes an upstream's chat chunks: same output contract as the templated path."""
+def _extras(delta: dict[str, Any]) -> dict[str, Any]:
+    """What a delta carries besides its role and text (tool calls, reasoning), when set."""
+    return {
+        k: v for k, v in delta.items() if k not in ("role", "content") and v not in (None, [], "")
+    }
 
-    def __init__(self, *, prompt_estimate: int, **kwargs: Any) -> None:
+
+@dataclass(slots=True)
+class _ChoiceState:
+    filter: StopFilter
+    started: bool = False
+
+
+class ChatChunkEncoder(OpenAIStreamEncoder):
+    """Re-encodes an upstream's chat chunks: same output contract as the templated path, one
+    choice per ``index``."""
+
+    def __init__(self, *, prompt_estimate: int, relay: bool = False, **kwargs: Any) -> None:
         super().__init__(prompt_tokens=lambda _: (prompt_estimate, True), **kwargs)
         self.prompt_estimate = prompt_estimate
+        self.relay = relay
+        self._stops = list(kwargs.get("stops") or ())
+        self._choices: dict[int, _ChoiceState] = {}
         self._usage_sent = False
+
+    def _delta_chunk(
+        self, index: int, delta: dict[str, Any], logprobs: Any = None, finish: str | None = None
+    ) -> bytes:
+        choice = {"index": index, "delta": delta, "logprobs": logprobs, "finish_reason": finish}
+        chunk: dict[str, Any] = {**self.base, "choices": [choice]}
+        if self.include_usage:
+            chunk["usage"] = None
+        return b"data: " + orjson.dumps(chunk) + b"\n\n"
 
     def event(self, event: StreamEvent) -> bytes:
         assert isinstance(event, ChatChunk), "chat streams carry chat chunks"
@@ -47,22 +93,32 @@ class ChatChunkEncoder(OpenAIStreamEncoder):
             if self.include_usage and self.finish is not None:
                 out += self._usage_chunk()
             return out
-        if not self._started:
-            out += self._chunk("", role=True)
-            self._started = True
         for choice in data["choices"]:
+            if not isinstance(choice, dict):
+                continue
+            index = choice.get("index", 0) if self.relay else 0
+            index = index if isinstance(index, int) else 0
+            state = self._choices.get(index)
+            if state is None:
+                state = self._choices[index] = _ChoiceState(StopFilter(self._stops))
+            if not state.started:
+                out += self._delta_chunk(index, {"role": "assistant", "content": ""})
+                state.started = True
             delta = choice.get("delta") or {}
             if "content" in delta:
                 self.completion_tokens += 1
-            text = self.filter.push(delta.get("content") or "")
-            if text:
-                out += self._chunk(text)
+            text = state.filter.push(delta.get("content") or "")
+            extras = _extras(delta) if self.relay else {}
+            logprobs = choice.get("logprobs") if self.relay and not state.filter.stopped else None
+            if text or extras or logprobs:
+                body = {"content": text, **extras} if text else extras
+                out += self._delta_chunk(index, body, logprobs)
             if choice.get("finish_reason"):
-                tail = self.filter.flush()
+                tail = state.filter.flush()
                 if tail:
-                    out += self._chunk(tail)
-                self.finish = finish_reason(choice["finish_reason"], self.filter.stopped)
-                out += self._chunk(None, self.finish)
+                    out += self._delta_chunk(index, {"content": tail})
+                self.finish = finish_reason(choice["finish_reason"], state.filter.stopped)
+                out += self._delta_chunk(index, {}, None, self.finish)
         return out
 
     def _usage_chunk(self) -> bytes:
@@ -78,19 +134,78 @@ class ChatChunkEncoder(OpenAIStreamEncoder):
         return out + super().end()
 
 
-def _joined_text(chunks: list[ChatChunk]) -> tuple[str, str | None, dict[str, Any] | None, int]:
-    """The text, upstream finish reason, usage and content-delta count of a chat stream."""
-    text, reason, usage, count = "", None, None, 0
+@dataclass(slots=True)
+class _Answer:
+    """One choice of a buffered answer, gathered from its chunks."""
+
+    texts: list[str] = field(default_factory=list)
+    calls: dict[int, dict[str, Any]] = field(default_factory=dict)
+    logprobs: list[Any] = field(default_factory=list)
+    extras: dict[str, str] = field(default_factory=dict)
+    reason: str | None = None
+
+    def add(self, choice: dict[str, Any]) -> None:
+        delta = choice.get("delta") or {}
+        content = delta.get("content")
+        if isinstance(content, str):
+            self.texts.append(content)
+        for call in delta.get("tool_calls") or ():
+            if isinstance(call, dict):
+                self._call(call)
+        for key in ("reasoning_content", "reasoning"):
+            if isinstance(delta.get(key), str):
+                self.extras[key] = self.extras.get(key, "") + delta[key]
+        logprobs = choice.get("logprobs")
+        if isinstance(logprobs, dict) and isinstance(logprobs.get("content"), list):
+            self.logprobs += logprobs["content"]
+        self.reason = choice.get("finish_reason") or self.reason
+
+    def _call(self, fragment: dict[str, Any]) -> None:
+        index = fragment.get("index", 0)
+        call = self.calls.setdefault(
+            index if isinstance(index, int) else 0,
+            {"id": None, "type": "function", "function": {"name": "", "arguments": ""}},
+        )
+        if fragment.get("id"):
+            call["id"] = fragment["id"]
+        if fragment.get("type"):
+            call["type"] = fragment["type"]
+        function = fragment.get("function") or {}
+        if function.get("name"):
+            call["function"]["name"] = function["name"]
+        if isinstance(function.get("arguments"), str):
+            call["function"]["arguments"] += function["arguments"]
+
+    def choice(self, index: int, stops: list[str], relay: bool) -> dict[str, Any]:
+        answer, cut = cut_at_stop("".join(self.texts), stops)
+        message: dict[str, Any] = {"role": "assistant", "content": answer}
+        if self.calls:
+            message["tool_calls"] = [self.calls[k] for k in sorted(self.calls)]
+            message["content"] = answer or None
+        message.update(self.extras)
+        logprobs = {"content": self.logprobs} if relay and self.logprobs else None
+        return {
+            "index": index,
+            "message": message,
+            "logprobs": logprobs,
+            "finish_reason": finish_reason(self.reason, cut),
+        }
+
+
+def _gather(chunks: list[ChatChunk], relay: bool) -> tuple[dict[int, _Answer], Any, int]:
+    """The choices of a chat stream, its usage and its content-delta count."""
+    answers: dict[int, _Answer] = {}
+    usage, count = None, 0
     for chunk in chunks:
         if not chunk.data["choices"]:
             usage = chunk.data.get("usage")
         for choice in chunk.data["choices"]:
-            content = (choice.get("delta") or {}).get("content")
-            if content is not None:
-                text += content
-                count += 1
-            reason = choice.get("finish_reason") or reason
-    return text, reason, usage, count
+            if not isinstance(choice, dict):
+                continue
+            index = choice.get("index", 0) if relay else 0
+            answers.setdefault(index if isinstance(index, int) else 0, _Answer()).add(choice)
+            count += (choice.get("delta") or {}).get("content") is not None
+    return answers or {0: _Answer()}, usage, count
 
 
 async def forward(
@@ -100,7 +215,9 @@ async def forward(
     req: ChatCompletionRequest,
     data: dict[str, Any],
 ) -> Reply:
-    sampling = chat_sampling(req, model.limits)  # OpenAI's ranges, checked before any call
+    relay = model.backend == "openai"
+    # OpenAI's ranges, checked before any call
+    sampling = chat_sampling(req, model.limits, relay=relay)
     stops = list(sampling.client_stop or ((model.defaults.stop or ()) if model.defaults else ()))
     text = " ".join(
         m.content if isinstance(m.content, str) else "".join(p.text or "" for p in m.content or ())
@@ -121,16 +238,22 @@ async def forward(
             include_usage=sampling.include_usage,
             logprobs=False,
             prompt_estimate=prompt_estimate,
+            relay=relay,
         )
         return StreamReply(stream, encoder)
     chunks = [c for c in await collect(stream, generation.deadline) if isinstance(c, ChatChunk)]
-    raw, reason, usage, count = _joined_text(chunks)
-    answer, cut = cut_at_stop(raw, stops)
-    choice = {
-        "index": 0,
-        "message": {"role": "assistant", "content": answer},
-        "logprobs": None,
-        "finish_reason": finish_reason(reason, cut),
-        "usage": _usage(usage, (prompt_estimate, count)),
+    answers, upstream_usage, count = _gather(chunks, relay)
+    choices = [answers[i].choice(i, stops, relay) for i in sorted(answers)]
+    usage = _usage(upstream_usage, (prompt_estimate, count))
+    body = {
+        "id": generation.id,
+        "object": "chat.completion",
+        "created": generation.created,
+        "model": model.name,
+        "system_fingerprint": None,
+        "choices": choices,
+        "usage": usage,
     }
-    return generation.reply([choice], stream_seconds(stream))
+    texts = tuple(c["message"]["content"] or "" for c in choices)
+    accounting = Accounting(stream_seconds(stream), usage=usage, texts=texts)
+    return JSONReply(body, accounting=accounting)
