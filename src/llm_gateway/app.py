@@ -64,7 +64,7 @@ def upstreams(config: GatewayConfig, transport: SageMakerRuntime) -> dict[str, U
                 f"'backend': '{model.backend}' is not available; use one of "
                 f"{', '.join(sorted(BACKENDS))}"
             )
-        backend = make()
+        backend = make(chat_only=True) if model.chat_only else make()
         out[model.name] = Upstream(backend, transport.channel(model, backend.container_error))
     return out
 

@@ -230,7 +230,7 @@ class GenerationService:
                 if gate is not None:
                     await gate  # a refusal answers at once; the call's result is dropped
                 raw = await self._within(future, deadline)
-                generated = upstream.backend.parse_generated(raw)
+                generated = upstream.backend.parse_generated(raw, request.parameters)
                 tally.tokens = 1  # something was generated (the details hold the count)
                 tally.details = generated.details
             finally:
@@ -255,7 +255,7 @@ class GenerationService:
         channel, body = upstream.channel, request.body
         return self._open(
             lambda: channel.invoke_stream(body, deadline),
-            upstream.backend.generate_decoder,
+            lambda: upstream.backend.generate_decoder(request.parameters),
             request.budget_tokens,
             request.prompt_tokens,
         )
