@@ -9,7 +9,8 @@ from typing import Any
 import pytest
 
 from llm_gateway.config.loader import parse_config
-from tests.deploy.conftest import transformed
+from tests.deploy.cfn_eval import Evaluator
+from tests.deploy.conftest import TEMPLATE, load_cfn, transformed
 
 STREAM_URI = re.compile(
     r"^arn:aws:apigateway:\$\{AWS::Region\}:lambda:path/2021-11-15/functions/"
@@ -195,9 +196,32 @@ def test_gateway_responses_are_json_with_error_and_cors(stream_template, kind, s
         "responseParameters"
     ]
     assert headers["gatewayresponse.header.Access-Control-Allow-Origin"] == (
-        "method.request.header.Origin"
+        "'https://app.example.com'"
     )
     assert headers["gatewayresponse.header.Vary"] == "'Origin'"
+
+
+@pytest.mark.parametrize("kind", ["UNAUTHORIZED", "INVALID_API_KEY", "THROTTLED", "DEFAULT_4XX"])
+def test_gateway_responses_never_echo_an_unchecked_origin(kind):
+    """With a list of origins API Gateway's own errors must not reflect whatever Origin the
+    caller sent (method.request.header.Origin): a gateway response cannot check it against the
+    list, so it names the first allowed origin; with CORS off it names none."""
+    listed = transformed(CorsAllowOrigins="https://a.example.com,https://b.example.com")
+    headers = api_body(listed)["x-amazon-apigateway-gateway-responses"][kind]["responseParameters"]
+    assert "method.request.header.Origin" not in json.dumps(headers)
+    assert headers["gatewayresponse.header.Access-Control-Allow-Origin"] == (
+        "'https://a.example.com'"
+    )
+    off = transformed(CorsAllowOrigins="")
+    headers = api_body(off)["x-amazon-apigateway-gateway-responses"][kind]["responseParameters"]
+    assert "gatewayresponse.header.Access-Control-Allow-Origin" not in headers
+
+
+def created(template: dict[str, Any], resource: dict[str, Any]) -> bool:
+    """Whether CloudFormation creates the resource (its condition, decided)."""
+    if "Condition" not in resource:
+        return True
+    return Evaluator(template, {}).condition(resource["Condition"])
 
 
 def gateway_role_statements(template: dict[str, Any]) -> list[dict[str, Any]]:
@@ -207,8 +231,20 @@ def gateway_role_statements(template: dict[str, Any]) -> list[dict[str, Any]]:
         statements += policy["PolicyDocument"]["Statement"]
     for policy in resources(template, "AWS::IAM::Policy").values():
         if {"Ref": "GatewayFunctionRole"} in policy["Properties"]["Roles"]:
-            statements += policy["Properties"]["PolicyDocument"]["Statement"]
+            if created(template, policy):
+                statements += policy["Properties"]["PolicyDocument"]["Statement"]
     return statements
+
+
+BUDGET_ACTIONS = {"dynamodb:UpdateItem", "dynamodb:GetItem", "dynamodb:Query"}
+
+
+def sagemaker_statements(template: dict[str, Any]) -> list[dict[str, Any]]:
+    return [
+        s
+        for s in gateway_role_statements(template)
+        if any(a.startswith("sagemaker:") for a in as_list(s["Action"]))
+    ]
 
 
 def as_list(value: Any) -> list[Any]:
@@ -217,7 +253,9 @@ def as_list(value: Any) -> list[Any]:
 
 def test_iam_invokes_only_the_configured_endpoints(stream_template):
     template = transformed(EndpointNames="tgi-a,tgi-b")
-    statements = gateway_role_statements(template)
+    every = {a for s in gateway_role_statements(template) for a in as_list(s["Action"])}
+    assert every == {"sagemaker:InvokeEndpoint"} | BUDGET_ACTIONS
+    statements = sagemaker_statements(template)
     actions = {a for s in statements for a in as_list(s["Action"])}
     assert actions == {"sagemaker:InvokeEndpoint"}
     arns = sorted(r for s in statements for r in as_list(s["Resource"]))
@@ -233,7 +271,7 @@ def test_iam_invokes_only_the_configured_endpoints(stream_template):
     }
     # the default: the one endpoint of the default config
     default_arns = [
-        r for s in gateway_role_statements(stream_template) for r in as_list(s["Resource"])
+        r for s in sagemaker_statements(stream_template) for r in as_list(s["Resource"])
     ]
     assert default_arns == [f"arn:aws:sagemaker:{REGION}:{ACCOUNT}:endpoint/oasst-pythia-12b-tgi"]
 
@@ -247,6 +285,7 @@ def test_iam_reads_only_its_own_config_parameter():
     assert {a for s in statements for a in as_list(s["Action"])} == {
         "ssm:GetParameter",
         "sagemaker:InvokeEndpoint",
+        *BUDGET_ACTIONS,
     }
     env = function(template)["Environment"]["Variables"]
     assert env["GATEWAY_CONFIG_SSM"] == "/llm-gateway/models"
@@ -337,3 +376,119 @@ def test_dashboard_and_alarms_watch_the_gateways_own_metrics(stream_template):
     ):
         assert needle in titles
     assert "SEARCH('{LLMGateway,model,service}" in rendered  # per model, whatever the config
+
+
+def test_iam_invokes_the_inference_components():
+    """An inference component is invoked through its endpoint: the policy names the endpoint
+    ARN and the component ARN, and nothing else."""
+    template = transformed(EndpointNames="llama", InferenceComponentNames="llama-ic,other-ic")
+    arns = sorted(r for s in sagemaker_statements(template) for r in as_list(s["Resource"]))
+    assert arns == [
+        f"arn:aws:sagemaker:{REGION}:{ACCOUNT}:endpoint/llama",
+        f"arn:aws:sagemaker:{REGION}:{ACCOUNT}:inference-component/llama-ic",
+        f"arn:aws:sagemaker:{REGION}:{ACCOUNT}:inference-component/other-ic",
+    ]
+    assert {a for s in sagemaker_statements(template) for a in as_list(s["Action"])} == {
+        "sagemaker:InvokeEndpoint"  # covers InvokeEndpointWithResponseStream
+    }
+    assert template["Outputs"]["InvokableInferenceComponents"]["Value"] in (
+        "llama-ic,other-ic",  # the language-extensions pass resolves the Join
+        {"Fn::Join": [",", ["llama-ic", "other-ic"]]},
+    )
+    # the generated one-model config calls the first component
+    env = function(template)["Environment"]["Variables"]
+    config = parse_config(json.loads(env["GATEWAY_CONFIG_JSON"]), "template.yaml")
+    assert config.default.endpoint == "llama"
+    assert config.default.inference_component == "llama-ic"
+
+
+def test_budget_table(stream_template):
+    table = stream_template["Resources"]["BudgetsTable"]
+    assert table["Type"] == "AWS::DynamoDB::Table"
+    assert table["DeletionPolicy"] == table["UpdateReplacePolicy"] == "Retain"
+    props = table["Properties"]
+    assert props["BillingMode"] == "PAY_PER_REQUEST"
+    assert "ProvisionedThroughput" not in props
+    assert sorted(props["KeySchema"], key=lambda k: k["KeyType"]) == [
+        {"AttributeName": "pk", "KeyType": "HASH"},
+        {"AttributeName": "sk", "KeyType": "RANGE"},
+    ]
+    assert props["AttributeDefinitions"] == [
+        {"AttributeName": "pk", "AttributeType": "S"},
+        {"AttributeName": "sk", "AttributeType": "S"},
+    ]
+    assert props["TimeToLiveSpecification"] == {"AttributeName": "expires_at", "Enabled": True}
+    assert props["PointInTimeRecoverySpecification"] == {"PointInTimeRecoveryEnabled": True}
+    assert "TableName" not in props  # a retained table must not block a redeploy by its name
+    env = function(stream_template)["Environment"]["Variables"]
+    assert env["GATEWAY_BUDGETS_TABLE"] == {"Ref": "BudgetsTable"}
+    assert stream_template["Outputs"]["BudgetsTableName"]["Value"] == {"Ref": "BudgetsTable"}
+    # the function may only update, read and query that table
+    dynamo = [
+        s
+        for s in gateway_role_statements(stream_template)
+        if any(a.startswith("dynamodb:") for a in as_list(s["Action"]))
+    ]
+    assert len(dynamo) == 1
+    assert set(as_list(dynamo[0]["Action"])) == BUDGET_ACTIONS
+    assert dynamo[0]["Resource"] == {"Fn::GetAtt": ["BudgetsTable", "Arn"]}
+
+
+def test_dashboard_has_budget_and_warming_widgets(stream_template):
+    body = stream_template["Resources"]["Dashboard"]["Properties"]["DashboardBody"]
+    if isinstance(body, dict):
+        body, _ = body["Fn::Sub"]
+    widgets = json.loads(re.sub(r"\$\{[^}]+\}", "LLMGateway", body))["widgets"]
+    by_title = {w["properties"]["title"]: w["properties"] for w in widgets}
+
+    def metric_names(title_part: str) -> set[str]:
+        (props,) = [p for t, p in by_title.items() if title_part in t]
+        names, previous = set(), None
+        for row in props["metrics"]:
+            name = row[1] if row[1] != "." else previous
+            previous = name
+            names.add(name)
+            assert row[0] in ("LLMGateway", ".")  # the gateway's namespace
+            assert row[2:4] in (["service", "llm-gateway"], [".", "."])  # same dimensions
+        return names
+
+    assert metric_names("budget") == {
+        "BudgetRejections",
+        "ReservedTokens",
+        "RefundedTokens",
+        "BudgetStoreErrors",
+    }
+    assert metric_names("warming") == {"WarmingWaits", "WarmingWaitSeconds", "Fallbacks"}
+    # no two widgets overlap on the grid
+    cells = set()
+    for widget in widgets:
+        for x in range(widget["x"], widget["x"] + widget["width"]):
+            for y in range(widget["y"], widget["y"] + widget["height"]):
+                assert (x, y) not in cells, widget["properties"]["title"]
+                cells.add((x, y))
+
+
+def test_tracing_mode_description_says_passthrough_gets_xray_permissions(stream_template):
+    """SAM attaches AWSXrayWriteOnlyAccess for PassThrough too, not only for Active."""
+    description = load_cfn(TEMPLATE)["Parameters"]["TracingMode"]["Description"]
+    assert "PassThrough" in description and "both" in description
+    for mode in ("PassThrough", "Active"):
+        role = transformed(TracingMode=mode)["Resources"]["GatewayFunctionRole"]["Properties"]
+        assert "arn:aws:iam::aws:policy/AWSXrayWriteOnlyAccess" in role["ManagedPolicyArns"]
+
+
+def test_nested_endpoint_passes_hosting_mode_and_container():
+    template = transformed(
+        DeployEndpoint="true",
+        EndpointHostingMode="inference-component",
+        EndpointContainer="vllm",
+    )
+    params = template["Resources"]["TgiEndpoint"]["Properties"]["Parameters"]
+    assert params["HostingMode"] == "inference-component"
+    assert params["Container"] == "vllm"
+    assert (
+        "HostingMode"
+        not in transformed(DeployEndpoint="true")["Resources"]["TgiEndpoint"]["Properties"][
+            "Parameters"
+        ]
+    )

@@ -81,7 +81,7 @@ def latest_version(container: str = "tgi") -> str:
     data = registry(container)
     if "latest" in data["version_aliases"]:
         return str(data["version_aliases"]["latest"])
-    versions = list(data["versions"])
+    versions: list[str] = list(data["versions"])
     return max(versions[0], versions[-1], key=_version_key)
 
 

@@ -74,7 +74,7 @@ def registry_accounts(container: str = "tgi") -> dict[str, str]:
 
 def repository(container: str) -> str:
     """The one ECR repository of a container (every version of each file uses one)."""
-    names = {spec["repository"] for spec in registry(container)["versions"].values()}
+    names: set[str] = {spec["repository"] for spec in registry(container)["versions"].values()}
     if len(names) != 1:
         raise ValueError(f"{FRAMEWORKS[container]}: several repositories {sorted(names)}")
     return names.pop()
