@@ -14,6 +14,8 @@ llm_gateway.core.errors.GatewayError: Failed to deserialize the JSON body into t
 
 from __future__ import annotations
 
+import json
+import re
 from typing import Any, TypeVar
 
 import orjson
@@ -28,14 +30,117 @@ M = TypeVar("M", bound=BaseModel)
 DESERIALIZE_PREFIX = "Failed to deserialize the JSON body into the target type: "
 
 
+PARSE_PREFIX = "Failed to parse the request body as JSON: "
+# serde_json's recursion limit: the 128th nested array or object is refused.
+MAX_DEPTH = 128
+_STRING = re.compile(r'"(?:[^"\\]|\\.)*"')
+
+
+class _Duplicate(Exception):
+    pass
+
+
+def _no_duplicates(pairs: list[tuple[str, Any]]) -> None:
+    if len(pairs) > 1 and len({key for key, _ in pairs}) != len(pairs):
+        raise _Duplicate
+    return None  # the values are orjson's: this pass only looks for repeated keys
+
+
+def _too_deep(data: Any) -> bool:
+    """Whether any array or object sits at nesting level ``MAX_DEPTH`` or deeper."""
+    pending: list[tuple[Any, int]] = [(data, 1)]
+    while pending:
+        value, depth = pending.pop()
+        if depth >= MAX_DEPTH:
+            return True
+        for child in value.values() if isinstance(value, dict) else value:
+            if isinstance(child, dict | list):
+                pending.append((child, depth + 1))
+    return False
+
+
 def loads(body: bytes) -> Any:
-    """Parse a JSON body; invalid JSON or UTF-8 is TGI's 400."""
+    """Parse a JSON body as strictly as TGI's serde_json: invalid JSON or UTF-8 and nesting at
+    its recursion limit are TGI's 400; a key repeated in one object is the 422 serde gives for
+    a repeated field. Both extra checks are linear and cheap; the one that finds the place
+    runs only on a refusal.
+
+    >>> loads(b'{"inputs": "a", "inputs": "b"}')
+    Traceback (most recent call last):
+    ...
+    llm_gateway.core.errors.GatewayError: Failed to deserialize the JSON body into the target type: duplicate field `inputs` at line 1 column 24
+    """
     try:
-        return orjson.loads(body)
+        data = orjson.loads(body)
     except orjson.JSONDecodeError as exc:
-        raise request_error(
-            f"Failed to parse the request body as JSON: {exc}", status=400
-        ) from None
+        if str(exc).startswith("depth limit"):  # orjson's own limit (1024) is serde's too
+            raise _refusal(body.decode(errors="replace")) from None
+        raise request_error(f"{PARSE_PREFIX}{exc}", status=400) from None
+    if not isinstance(data, dict | list):
+        return data
+    deep = body.count(b"[") + body.count(b"{") >= MAX_DEPTH and _too_deep(data)
+    duplicated = False
+    if not deep and body.count(b'"') > 4:  # two keys or more
+        try:
+            json.loads(body, object_pairs_hook=_no_duplicates)
+        except _Duplicate:
+            duplicated = True
+    if deep or duplicated:
+        raise _refusal(body.decode())
+    return data
+
+
+def _refusal(text: str) -> GatewayError:
+    """The error for the first repeated key or over-deep level in ``text``, placed as serde_json
+    places it (line and column of the offending bracket, or of a repeated key's closing quote)."""
+    # Per open container: "{" or "[", the keys seen (objects), the current key or index.
+    stack: list[tuple[str, set[str], list[str | int]]] = []
+    expect_key = False
+    line, line_start, i, n = 1, 0, 0, len(text)
+    while i < n:
+        c = text[i]
+        if c == '"':
+            match = _STRING.match(text, i)
+            end = match.end() if match else n
+            if expect_key and stack:
+                kind, keys, current = stack[-1]
+                key = str(orjson.loads(text[i:end]))
+                if key in keys:
+                    path = ".".join(str(entry[2][0]) for entry in stack[:-1])
+                    where = f"{path}: " if path else ""
+                    return request_error(
+                        f"{DESERIALIZE_PREFIX}{where}duplicate field `{key}` at line {line} "
+                        f"column {end - line_start}",
+                        status=422,
+                        param=key,
+                    )
+                keys.add(key)
+                current[0] = key
+                expect_key = False
+            i = end
+            continue
+        if c in "[{":
+            if len(stack) + 1 >= MAX_DEPTH:
+                return request_error(
+                    f"{PARSE_PREFIX}recursion limit exceeded at line {line} column "
+                    f"{i - line_start + 1}",
+                    status=400,
+                )
+            stack.append((c, set(), [0]))
+            expect_key = c == "{"
+        elif c in "]}":
+            stack.pop()
+            expect_key = False
+        elif c == "," and stack:
+            kind, _, current = stack[-1]
+            if kind == "{":
+                expect_key = True
+            else:
+                current[0] = int(current[0]) + 1
+        elif c == "\n":
+            line, line_start = line + 1, i + 1
+        i += 1
+    return request_error(f"{PARSE_PREFIX}the body repeats a key or nests too deeply", status=400)
 
 
 def describe(value: Any) -> str:
