@@ -7,7 +7,7 @@ STAMP  := $(VENV)/.installed
 SAM_VENV  := .venv-sam
 SAM_STAMP := $(SAM_VENV)/.installed
 
-.PHONY: install sam-tools chromium serve emulate test audit bench load lint format clean
+.PHONY: install sam-tools chromium node-clients serve emulate test audit bench load lint format clean
 
 $(STAMP): pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
@@ -39,7 +39,17 @@ chromium:
 	@command -v chromium >/dev/null || { export DEBIAN_FRONTEND=noninteractive; \
 		apt-get install -y -q chromium || { apt-get update -q && apt-get install -y -q chromium; }; }
 
-test: $(STAMP) $(SAM_STAMP) chromium
+# The Node clients of the Responses API tests (tests/node): their pinned packages, installed
+# from package-lock.json when it changed; a no-op afterwards.
+NODE_STAMP := tests/node/node_modules/.installed
+
+$(NODE_STAMP): tests/node/package.json tests/node/package-lock.json
+	cd tests/node && npm ci --no-audit --no-fund
+	touch $(NODE_STAMP)
+
+node-clients: $(NODE_STAMP)
+
+test: $(STAMP) $(SAM_STAMP) chromium $(NODE_STAMP)
 	$(BIN)/python -m pytest
 
 # Known vulnerabilities in the installed dependencies (fails on any found). Where PyPI's JSON
