@@ -7,12 +7,14 @@ only come from the upstream itself (the fixture's models all point at healthy en
 
 from __future__ import annotations
 
+import httpx
 import pytest
 import schemathesis
 from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
-from llm_gateway.config import Settings
 from llm_gateway.app import create_app
+from llm_gateway.config import Settings
 from tests.conftest import gateway_config
 
 OPERATIONS = [
@@ -71,7 +73,7 @@ def test_no_input_makes_the_gateway_fail(api_schema, method, path, mode):
 
     @given(case=operation.as_strategy(mode, path_parameters=named))
     @settings(
-        max_examples=50,
+        max_examples=100,
         derandomize=True,
         deadline=None,
         database=None,
@@ -84,3 +86,80 @@ def test_no_input_makes_the_gateway_fail(api_schema, method, path, mode):
             assert "error" in response.json()
 
     run()
+
+
+# -- integer edges: every integer field of both dialects, at and past its type's limits ----------
+
+EDGES = [
+    -(2**64),
+    -(2**63) - 1,
+    -(2**63),
+    -(2**31) - 1,
+    -(2**31),
+    -1,
+    0,
+    1,
+    2**31 - 1,
+    2**31,
+    2**32 - 1,
+    2**32,
+    2**63 - 1,
+    2**63,
+    2**64 - 1,
+    2**64,
+    10**30,
+]
+integers = st.one_of(st.sampled_from(EDGES), st.integers())
+TGI_INTEGERS = ["best_of", "top_k", "max_new_tokens", "truncate", "seed", "top_n_tokens"]
+CHAT_INTEGERS = ["max_tokens", "max_completion_tokens", "n", "seed", "top_k", "top_logprobs"]
+COMPLETION_INTEGERS = ["max_tokens", "n", "seed", "top_k", "logprobs", "best_of"]
+
+
+def integer_bodies(fields: list[str], base: dict) -> st.SearchStrategy[dict]:
+    return st.dictionaries(st.sampled_from(fields), integers, min_size=1).map(
+        lambda chosen: {**base, **chosen}
+    )
+
+
+BODIES = {
+    "/generate": st.dictionaries(st.sampled_from(TGI_INTEGERS), integers, min_size=1).map(
+        lambda p: {"inputs": "Hi", "parameters": p}
+    ),
+    "/generate_stream": st.dictionaries(st.sampled_from(TGI_INTEGERS), integers, min_size=1).map(
+        lambda p: {"inputs": "Hi", "parameters": p}
+    ),
+    "/v1/chat/completions": integer_bodies(
+        CHAT_INTEGERS,
+        {"model": "tgi3", "messages": [{"role": "user", "content": "Hi"}], "logprobs": True},
+    ),
+    "/v1/completions": integer_bodies(COMPLETION_INTEGERS, {"model": "tgi3", "prompt": "Hi"}),
+}
+
+
+@pytest.mark.parametrize("path", list(BODIES))
+def test_integers_at_any_edge_are_never_a_5xx(start_gateway, path):
+    """The class of issue 12 item 5: an integer outside its TGI type is a 4xx naming it."""
+    url = start_gateway(gateway_config(MODELS), Settings(stream_commit_seconds=3.0))
+    with httpx.Client(base_url=url, timeout=30) as client:
+
+        @given(body=BODIES[path])
+        @settings(
+            max_examples=150,
+            derandomize=True,
+            deadline=None,
+            database=None,
+            suppress_health_check=list(HealthCheck),
+        )
+        def run(body):
+            if path.startswith("/generate"):
+                body["parameters"].setdefault("max_new_tokens", 2)  # keeps each run short
+            response = client.post(path, json=body)
+            assert response.status_code < 500, (body, response.text[:300])
+            if response.status_code >= 400:
+                error = response.json()["error"]
+                if path.startswith("/v1/"):
+                    assert response.status_code == 400 and error["param"], (body, error)
+                else:
+                    assert response.status_code == 422, (body, error)
+
+        run()

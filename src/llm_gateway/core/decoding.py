@@ -15,7 +15,9 @@ llm_gateway.core.errors.GatewayError: Failed to deserialize the JSON body into t
 from __future__ import annotations
 
 import json
+import math
 import re
+from decimal import Decimal
 from typing import Any, TypeVar
 
 import orjson
@@ -143,6 +145,18 @@ def _refusal(text: str) -> GatewayError:
     return request_error(f"{PARSE_PREFIX}the body repeats a key or nests too deeply", status=400)
 
 
+def rust_float(value: float) -> str:
+    """A float as serde prints it (Rust's shortest digits, never an exponent, always a point).
+
+    >>> rust_float(2.0**64), rust_float(1e-7), rust_float(0.5)
+    ('18446744073709552000.0', '0.0000001', '0.5')
+    """
+    if not math.isfinite(value):
+        return str(value)
+    text = format(Decimal(repr(value)), "f")
+    return text if "." in text else f"{text}.0"
+
+
 def describe(value: Any) -> str:
     """A JSON value as serde names it in ``invalid type`` messages."""
     if value is None:
@@ -152,7 +166,7 @@ def describe(value: Any) -> str:
     if isinstance(value, int):
         return f"integer `{value}`"
     if isinstance(value, float):
-        return f"floating point `{value}`"
+        return f"floating point `{rust_float(value)}`"
     if isinstance(value, str):
         return f"string {orjson.dumps(value).decode()}"
     if isinstance(value, list):

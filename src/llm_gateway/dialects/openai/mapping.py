@@ -24,7 +24,14 @@ from dataclasses import dataclass
 from typing import Any
 
 from llm_gateway.core.errors import GatewayError, request_error
-from llm_gateway.core.parameters import U64_MAX, GenerateParameters, Grammar, Limits
+from llm_gateway.core.parameters import (
+    I32_MAX,
+    U32_MAX,
+    U64_MAX,
+    GenerateParameters,
+    Grammar,
+    Limits,
+)
 from llm_gateway.core.validation import check_grammar
 from llm_gateway.dialects.openai.schemas import (
     ChatCompletionRequest,
@@ -41,6 +48,15 @@ def invalid(message: str, param: str) -> GatewayError:
 def _in_range(value: float | None, low: float, high: float, name: str) -> None:
     if value is not None and not low <= value <= high:
         raise invalid(f"Invalid '{name}': {value} is not between {low:g} and {high:g}.", name)
+
+
+def _integer(value: int | None, low: int, high: int, name: str) -> None:
+    """An integer parameter within ``[low, high]`` (its TGI type's range), else 400 naming it."""
+    if value is None or low <= value <= high:
+        return
+    if value < low and low == 1:
+        raise invalid(f"Invalid '{name}': {value} must be at least 1.", name)
+    raise invalid(f"Invalid '{name}': {value} is not between {low} and {high}.", name)
 
 
 @dataclass(frozen=True, slots=True)
@@ -71,12 +87,15 @@ def _common(req: SamplingFields, limits: Limits, max_tokens: int | None) -> dict
     _in_range(req.top_p, 0, 1, "top_p")
     _in_range(req.frequency_penalty, -2, 2, "frequency_penalty")
     _in_range(req.presence_penalty, -2, 2, "presence_penalty")
-    if max_tokens is not None and max_tokens < 1:
-        raise invalid(f"Invalid 'max_tokens': {max_tokens} must be at least 1.", "max_tokens")
-    if req.seed is not None and not 0 <= req.seed <= U64_MAX:
-        raise invalid(f"Invalid 'seed': {req.seed} is not between 0 and {U64_MAX}.", "seed")
-    if req.top_k is not None and req.top_k < 1:
-        raise invalid(f"Invalid 'top_k': {req.top_k} must be at least 1.", "top_k")
+    # Integers are checked against the Rust type TGI reads them as, so none can fail later.
+    tokens_name = (
+        "max_completion_tokens"
+        if getattr(req, "max_completion_tokens", None) is not None
+        else "max_tokens"
+    )
+    _integer(max_tokens, 1, U32_MAX, tokens_name)
+    _integer(req.seed, 0, U64_MAX, "seed")
+    _integer(req.top_k, 1, I32_MAX, "top_k")
     if req.repetition_penalty is not None and req.repetition_penalty <= 0:
         raise invalid(
             "Invalid 'repetition_penalty': it must be greater than 0.", "repetition_penalty"
