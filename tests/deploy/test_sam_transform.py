@@ -458,7 +458,14 @@ def test_dashboard_has_budget_and_warming_widgets(stream_template):
         "RefundedTokens",
         "BudgetStoreErrors",
     }
-    assert metric_names("warming") == {"WarmingWaits", "WarmingWaitSeconds", "Fallbacks"}
+    (warming,) = [p for t, p in by_title.items() if "warming" in t]
+    searches = [row[0]["expression"] for row in warming["metrics"]]
+    assert all(e.startswith("SEARCH('{LLMGateway,model,service} ") for e in searches)  # by model
+    assert {re.search(r'MetricName="(\w+)"', e).group(1) for e in searches} == {
+        "WarmingWaits",
+        "WarmingWaitSeconds",
+        "Fallbacks",
+    }
     # no two widgets overlap on the grid
     cells = set()
     for widget in widgets:
