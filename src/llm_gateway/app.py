@@ -18,6 +18,7 @@ from llm_gateway.config.loader import ConfigError, load_config
 from llm_gateway.config.schema import GatewayConfig
 from llm_gateway.config.settings import Settings
 from llm_gateway.core.admission import Admission, InFlight
+from llm_gateway.core.failover import Failover
 from llm_gateway.core.generation import GenerationService, Upstream
 from llm_gateway.core.tokenizer import HFTokenizer, TokenCounter
 from llm_gateway.dialects.openai.dialect import OpenAIDialect
@@ -110,6 +111,16 @@ def create_app(
         load_counters(config),
         in_flight=InFlight(settings.max_concurrent_requests),
         admission=budget_admission(config, observer),
+        targets={model.name: model for model in config.models},
+        failovers={
+            model.name: Failover(
+                model.wake.wait_seconds,
+                model.wake.retry_seconds,
+                model.wake.fallback,
+                tuple(model.fallbacks),
+            )
+            for model in config.models
+        },
     )
     templates = {model.name: template_for(model.template) for model in config.models}
     ctx = GatewayContext(config, settings, service, templates)

@@ -29,6 +29,10 @@ class Caller:
     request_id: str
     key_id: str | None = None
     tickets: list[Any] = field(default_factory=list)
+    # What failover did (set by the generation service, possibly from a worker thread).
+    served_by: str | None = None  # the model that answered
+    warming: bool = False  # the model was found scaling up from zero
+    warming_waited: float | None = None  # seconds waited for it to wake
 
     def headers(self) -> dict[str, str]:
         """Response headers the last ticket implies (e.g. ``x-ratelimit-*``)."""

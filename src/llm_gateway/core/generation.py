@@ -17,17 +17,19 @@ import time
 from collections.abc import Callable, Mapping
 from concurrent.futures import Executor
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 from llm_gateway.core.admission import CURRENT_CALLER, Admission, InFlight, Usage
 from llm_gateway.core.errors import GatewayError, deadline_error
+from llm_gateway.core.failover import Attempts, Failover
 from llm_gateway.core.parameters import GenerateParameters
 from llm_gateway.core.ports import Backend, Channel, ModelTarget
-from llm_gateway.core.streaming import Tally, TokenStream
+from llm_gateway.core.streaming import Opened, Tally, TokenStream
 from llm_gateway.core.tokenizer import TokenCounter, estimate_tokens
+from llm_gateway.core.validation import check_token_budget, validate
 
 log = logging.getLogger(__name__)
-from llm_gateway.core.validation import check_token_budget, validate
+T = TypeVar("T")
 
 
 @dataclass(frozen=True, slots=True)
@@ -48,6 +50,9 @@ class PreparedRequest:
     stream: bool
     body: bytes
     input_tokens: int | None = None  # known only when the model's tokenizer is configured
+    requested: GenerateParameters | None = None  # before defaults (a fallback applies its own)
+    # The prompt for another model (a fallback with its own template); None: the same prompt.
+    reprompt: Callable[[ModelTarget], str] | None = None
 
     @property
     def prompt_tokens(self) -> int:
@@ -78,6 +83,8 @@ class GenerationResult:
     generated_text: str
     details: dict[str, Any] | None
     upstream_seconds: float
+    served_by: str | None = None  # the model that answered
+    warming_waited: float | None = None  # seconds waited for it to scale up from zero
 
 
 class _Settlement:
@@ -132,12 +139,71 @@ class GenerationService:
         *,
         in_flight: InFlight | None = None,
         admission: Admission | None = None,
+        targets: Mapping[str, ModelTarget] | None = None,
+        failovers: Mapping[str, Failover] | None = None,
     ) -> None:
         self.upstreams = upstreams
         self.executor = executor
         self.counters = counters or {}
         self.in_flight = in_flight or InFlight(2**31)
         self.admission = admission
+        self.targets = targets or {}  # by name: the models a fallback may name
+        self.failovers = failovers or {}
+
+    def _attempts(
+        self,
+        model: ModelTarget,
+        call: Callable[[str], Any],
+        deadline: float | None,
+        stream: TokenStream | None = None,
+        *,
+        chat: bool = False,
+    ) -> Attempts[Any]:
+        policy = self.failovers.get(model.name, Failover())
+        if chat:  # a chat request can only fall back to models that take chat requests
+            usable = tuple(n for n in policy.fallbacks if self.upstreams[n].backend.chat)
+            wake = policy.wake_fallback
+            policy = Failover(
+                policy.wait_seconds,
+                policy.retry_seconds,
+                wake if wake is not None and self.upstreams[wake].backend.chat else None,
+                usable,
+            )
+        closed = stream.closed_event if stream is not None else threading.Event()
+        caller = CURRENT_CALLER.get()  # captured here: the attempts run on a worker thread
+
+        def warming() -> None:
+            if stream is not None:
+                stream.warming = True
+            if caller is not None:
+                caller.warming = True
+
+        def served(name: str, waited: float) -> None:
+            if stream is not None:
+                stream.served_by, stream.warming_waited = name, waited or None
+            if caller is not None:
+                caller.served_by, caller.warming_waited = name, waited or None
+
+        return Attempts(
+            model.name,
+            policy,
+            call,
+            deadline=deadline,
+            closed=closed,
+            on_warming=warming,
+            on_served=served,
+        )
+
+    def _for_model(self, request: PreparedRequest, name: str) -> PreparedRequest:
+        """The request as another (fallback) model takes it: its template, defaults, limits."""
+        if name == request.model.name:
+            return request
+        model = self.targets[name]
+        inputs = request.reprompt(model) if request.reprompt is not None else request.inputs
+        requested = request.requested or request.parameters
+        return self.prepare(
+            model, inputs, requested, stream=request.stream, reprompt=request.reprompt
+        )
 
     def _admit(
         self, tokens: int, fallback_input: int, *, stream: bool
@@ -165,12 +231,16 @@ class GenerationService:
 
     def _open(
         self,
-        open_upstream: Callable[[], Any],
-        decoder: Callable[[], Any],
+        model: ModelTarget,
+        call: Callable[[str], Opened],
+        deadline: float | None,
         tokens: int,
         fallback_input: int,
+        *,
+        chat: bool = False,
     ) -> TokenStream:
-        """Start a stream under the in-flight cap and the caller's admission."""
+        """Start a stream under the in-flight cap, the caller's admission and the model's
+        failover policy (``call(name)`` opens the named model's upstream)."""
         self.in_flight.acquire()
         try:
             gate, settlement = self._admit(tokens, fallback_input, stream=True)
@@ -184,7 +254,11 @@ class GenerationService:
             if settlement is not None:
                 settlement.used(tally)
 
-        return TokenStream(open_upstream, self.executor, decoder, gate=gate, on_end=ended).start()
+        def open_upstream(stream: TokenStream) -> Opened:
+            opened: Opened = self._attempts(model, call, deadline, stream, chat=chat).run().value
+            return opened
+
+        return TokenStream(open_upstream, self.executor, gate=gate, on_end=ended).start()
 
     def backend(self, model: ModelTarget) -> Backend:
         return self.upstreams[model.name].backend
@@ -196,8 +270,11 @@ class GenerationService:
         parameters: GenerateParameters,
         *,
         stream: bool,
+        reprompt: Callable[[ModelTarget], str] | None = None,
     ) -> PreparedRequest:
-        """Defaults, then TGI's validation of the effective request, then the upstream body."""
+        """Defaults, then TGI's validation of the effective request, then the upstream body.
+
+        ``reprompt`` renders the prompt for another model, should a fallback answer."""
         effective = parameters.with_defaults(model.defaults)
         validate(effective, inputs, model.limits, stream=stream)
         backend = self.backend(model)
@@ -207,7 +284,9 @@ class GenerationService:
         if counter is not None:
             input_tokens = check_token_budget(counter.count(inputs), effective, model.limits)
         body = backend.generate_body(inputs, effective, stream=stream)
-        return PreparedRequest(model, inputs, effective, stream, body, input_tokens)
+        return PreparedRequest(
+            model, inputs, effective, stream, body, input_tokens, parameters, reprompt
+        )
 
     async def generate(
         self, request: PreparedRequest, deadline: float | None = None
@@ -222,15 +301,20 @@ class GenerationService:
             )
             loop = asyncio.get_running_loop()
             started = time.perf_counter()
-            future = loop.run_in_executor(
-                self.executor, upstream.channel.invoke, request.body, deadline
-            )
+            upstreams = self.upstreams
+
+            def call(name: str) -> bytes:
+                return upstreams[name].channel.invoke(self._for_model(request, name).body, deadline)
+
+            attempts = self._attempts(request.model, call, deadline)
+            future = loop.run_in_executor(self.executor, attempts.run)
             tally = Tally()
             try:
                 if gate is not None:
                     await gate  # a refusal answers at once; the call's result is dropped
-                raw = await self._within(future, deadline)
-                generated = upstream.backend.parse_generated(raw, request.parameters)
+                outcome = await self._within(future, deadline)
+                upstream = upstreams[outcome.served_by]
+                generated = upstream.backend.parse_generated(outcome.value, request.parameters)
                 tally.tokens = 1  # something was generated (the details hold the count)
                 tally.details = generated.details
             finally:
@@ -238,10 +322,16 @@ class GenerationService:
                     settlement.used(tally)
         finally:
             self.in_flight.release()
-        return GenerationResult(generated.text, generated.details, time.perf_counter() - started)
+        return GenerationResult(
+            generated.text,
+            generated.details,
+            time.perf_counter() - started,
+            outcome.served_by,
+            outcome.warming_waited or None,
+        )
 
     @staticmethod
-    async def _within(future: asyncio.Future[bytes], deadline: float | None) -> bytes:
+    async def _within(future: asyncio.Future[T], deadline: float | None) -> T:
         if deadline is None:
             return await future
         try:
@@ -251,32 +341,36 @@ class GenerationService:
 
     def stream(self, request: PreparedRequest, deadline: float | None = None) -> TokenStream:
         """Start the upstream stream now; events are read with :meth:`TokenStream.next`."""
-        upstream = self.upstreams[request.model.name]
-        channel, body = upstream.channel, request.body
+        upstreams = self.upstreams
+
+        def call(name: str) -> Opened:
+            upstream = upstreams[name]
+            prepared = self._for_model(request, name)
+            return upstream.channel.invoke_stream(
+                prepared.body, deadline
+            ), upstream.backend.generate_decoder(prepared.parameters)
+
         return self._open(
-            lambda: channel.invoke_stream(body, deadline),
-            lambda: upstream.backend.generate_decoder(request.parameters),
-            request.budget_tokens,
-            request.prompt_tokens,
+            request.model, call, deadline, request.budget_tokens, request.prompt_tokens
         )
 
     def chat(
         self, model: ModelTarget, data: dict[str, Any], deadline: float | None = None
     ) -> TokenStream:
         """Forward a chat request as it is to a backend that takes one; a stream of chunks."""
-        upstream = self.upstreams[model.name]
-        channel = upstream.channel
-        body = upstream.backend.chat_body(data, model.defaults)
+        upstreams, targets = self.upstreams, self.targets
+
+        def call(name: str) -> Opened:
+            upstream = upstreams[name]
+            target = model if name == model.name else targets[name]
+            body = upstream.backend.chat_body(data, target.defaults)
+            return upstream.channel.invoke_stream(body, deadline), upstream.backend.chat_decoder()
+
         prompt = estimate_tokens(str(data.get("messages", "")))
         most = data.get("max_completion_tokens") or data.get("max_tokens")
         if not isinstance(most, int):
             most = max(model.limits.max_total_tokens - prompt, 0)
-        return self._open(
-            lambda: channel.invoke_stream(body, deadline),
-            upstream.backend.chat_decoder,
-            prompt + most,
-            prompt,
-        )
+        return self._open(model, call, deadline, prompt + most, prompt, chat=True)
 
 
 __all__ = [

@@ -154,6 +154,8 @@ class Limits(BaseModel):
     max_stop_sequences: int = Field(4, ge=0)
     max_best_of: int = Field(2, ge=1)
     max_top_n_tokens: int = Field(5, ge=0)
+    # Prompts per request (OpenAI's completions take an array): TGI's MAX_CLIENT_BATCH_SIZE.
+    max_client_batch_size: int = Field(4, ge=1)
 
     @model_validator(mode="after")
     def _input_below_total(self) -> Limits:

@@ -43,6 +43,8 @@ END = _End()
 TIMEOUT = None  # returned by TokenStream.next() when nothing arrived within the timeout
 
 Item = StreamEvent | GatewayError | _End
+# What opening an upstream stream gives: its bytes and the decoder for its protocol.
+Opened = tuple[UpstreamBody, EventDecoder]
 
 
 @dataclass(slots=True)
@@ -82,22 +84,26 @@ class TokenStream:
 
     def __init__(
         self,
-        open_upstream: Callable[[], UpstreamBody],
+        open_upstream: Callable[[TokenStream], Opened],
         executor: Executor,
-        decoder: Callable[[], EventDecoder],
         *,
         gate: asyncio.Future[Any] | None = None,
         on_end: Callable[[Tally], None] | None = None,
     ) -> None:
         """``gate``: an admission check running alongside the upstream call; no event is
         handed out before it passes, and its failure is the stream's. ``on_end`` runs on the
-        worker thread once the upstream is done, with what it sent."""
+        worker thread once the upstream is done, with what it sent. ``open_upstream`` runs on
+        the worker thread and may wait (a model scaling up from zero) or pick another model:
+        it records that in ``warming`` and ``served_by``."""
         self._open_upstream = open_upstream
         self._gate = gate
         self._on_end = on_end
         self.tally = Tally()
-        self._decoder = decoder
         self._executor = executor
+        self.closed_event = threading.Event()  # set when the consumer closes the stream
+        self.warming = False  # the model was found scaling up from zero
+        self.warming_waited: float | None = None  # seconds waited for it to wake
+        self.served_by: str | None = None  # the model that answered
         # Items delivered by the worker (on the loop thread) and the consumer's wake-up future:
         # cheaper per token than an asyncio.Queue with wait_for, which makes a task per wait.
         self._pending: deque[Item] = deque()
@@ -137,13 +143,13 @@ class TokenStream:
             waiter.set_result(None)
 
     def _pump(self) -> None:
-        decoder = self._decoder()
+        decoder: EventDecoder | None = None
         body: UpstreamBody | None = None
         tally = self.tally
         try:
             if self._closed:  # the client left while this stream waited for a thread
                 return
-            body = self._open_upstream()
+            body, decoder = self._open_upstream(self)
             self._body = body
             if self._closed:
                 return
@@ -169,7 +175,7 @@ class TokenStream:
         finally:
             self._post([END])
             if body is not None:
-                self._drain_and_close(body, decoder.finished)
+                self._drain_and_close(body, decoder is not None and decoder.finished)
             if self._on_end is not None:
                 try:
                     self._on_end(tally)
@@ -252,6 +258,7 @@ class TokenStream:
         if self._closed:
             return
         self._closed = True
+        self.closed_event.set()
         gate, self._gate = self._gate, None
         if gate is not None and not gate.done() and self._loop is not None:
             # An admission nobody will wait for; cancelling it refunds what it reserved.

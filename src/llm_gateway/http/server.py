@@ -19,7 +19,8 @@ from llm_gateway.http import openapi
 from llm_gateway.http.dialect import Dialect, Endpoint
 from llm_gateway.http.errors import DialectRouting, install_error_handlers
 from llm_gateway.http.middleware import ErrorBoundary, Guard, RequestContext
-from llm_gateway.http.replies import StreamSettings, respond
+from llm_gateway.http.replies import Reply, StreamReply, StreamSettings, respond
+from llm_gateway.http.sse import SERVED_BY
 from llm_gateway.http.state import request_state
 from llm_gateway.observability.observer import Observer
 
@@ -47,11 +48,17 @@ def _route(dialect: Dialect, endpoint: Endpoint, stream_settings: StreamSettings
         # Who is asking, for the core's admission checks (budgets) and their headers.
         caller = Caller(state.request_id, state.record.api_key_id or state.key_id)
         token = CURRENT_CALLER.set(caller)
+        reply: Reply | None = None
         try:
-            response = await respond(await handler(request), request, stream_settings)
+            reply = await handler(request)
+            response = await respond(reply, request, stream_settings)
         finally:
             CURRENT_CALLER.reset(token)
+            if not isinstance(reply, StreamReply):  # a stream accounts for itself at its end
+                state.record.failover(caller.served_by, caller.warming, caller.warming_waited)
         response.headers.update(caller.headers())
+        if caller.served_by is not None and caller.served_by != state.record.model:
+            response.headers[SERVED_BY] = caller.served_by
         return response
 
     route.__name__ = f"{dialect.name}_{endpoint.handler.__name__}"

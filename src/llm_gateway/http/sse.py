@@ -29,6 +29,8 @@ from llm_gateway.observability.record import RequestRecord
 
 HEARTBEAT = b":\n\n"
 WAITING = b": waiting for the model\n\n"
+WAITING_TO_WAKE = b": waiting for the model to scale up\n\n"
+SERVED_BY = "x-llm-gateway-served-by"  # names the model that answered when a fallback did
 SSE_HEADERS = {
     "content-type": "text/event-stream",
     "cache-control": "no-cache",
@@ -86,6 +88,18 @@ def _account(
     if isinstance(last, TokenEvent) and last.is_last:
         record.tokens_from_details(last.details)
     record.tokens_from_usage(getattr(encoder, "usage", None))
+    record.failover(stream.served_by, stream.warming, stream.warming_waited)
+
+
+def _answer_as(encoder: StreamEncoder, stream: TokenStream, record: RequestRecord) -> bool:
+    """Once the first event is in: a fallback that answered is named in the dialect's answers
+    (OpenAI's ``model``), through the encoder's optional ``answer_as``."""
+    served = stream.served_by
+    if served is not None and served != record.model:
+        answer_as = getattr(encoder, "answer_as", None)
+        if callable(answer_as):
+            answer_as(served)
+    return True
 
 
 async def _relay(
@@ -98,10 +112,12 @@ async def _relay(
     deadline: float | None,
 ) -> AsyncIterator[bytes]:
     output = record.output
+    renamed = False
     try:
         if first is None:
-            yield WAITING
+            yield WAITING_TO_WAKE if stream.warming else WAITING
         else:
+            renamed = _answer_as(encoder, stream, record)
             if output is not None:
                 output.append(first.text)
             yield encoder.event(first)
@@ -126,6 +142,8 @@ async def _relay(
                 if deadline is None or time.monotonic() < deadline:
                     yield HEARTBEAT
                 continue
+            if not renamed:
+                renamed = _answer_as(encoder, stream, record)
             # Whatever else has already arrived goes out in the same write.
             more = stream.ready()
             if output is not None:

@@ -48,6 +48,16 @@ class RequestRecord:
     def count(self, name: str, value: float = 1) -> None:
         self.counters[name] = self.counters.get(name, 0) + value
 
+    def failover(self, served_by: str | None, warming: bool, waited: float | None) -> None:
+        """What the model's wake and fallback policy did (SPEC §5.5)."""
+        if served_by is not None and self.model is not None and served_by != self.model:
+            self.served_by = served_by
+            self.count("Fallbacks")
+        if warming:
+            self.count("WarmingWaits")
+        if waited:
+            self.count("WarmingWaitSeconds", waited)
+
     def fail(self, error: GatewayError, *, in_stream: bool = False) -> None:
         self.error_kind = error.kind.value
         self.error_type = error.error_type

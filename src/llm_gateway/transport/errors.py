@@ -56,6 +56,25 @@ RETRYABLE_CODES = THROTTLING_CODES | {
 }
 
 
+# SageMaker's answer while an inference component has no copies (it is scaling up from zero).
+NO_CAPACITY = "has no capacity to process this request"
+WARMING_RETRY_AFTER = 30  # seconds: waking takes minutes (about 5 for an 8B model)
+
+
+def model_warming(model: str) -> GatewayError:
+    """Not a failure: the model is scaling up from zero and will answer in a few minutes."""
+    return GatewayError(
+        f"Model '{model}' is scaling up from zero; this usually takes 5 to 10 minutes. "
+        "Retry shortly.",
+        status=503,
+        error_type="unavailable",
+        kind=ErrorKind.THROTTLED,
+        retry_after=WARMING_RETRY_AFTER,
+        headers={"x-should-retry": "true"},
+        code="model_warming",
+    )
+
+
 def is_retryable(exc: BaseException) -> bool:
     """Whether ``exc`` happened before the model could have generated anything."""
     if isinstance(exc, ConnectTimeoutError | EndpointConnectionError):
@@ -103,6 +122,8 @@ def from_boto_error(
         code, message = error.get("Code", ""), error.get("Message", "")
         if code == "ModelError":
             return _from_model_error(exc.response, model, container_errors)
+        if code == "ValidationError" and NO_CAPACITY in message:
+            return model_warming(model)
         log.warning("SageMaker answered %s for model %s: %.500s", code, model, message)
         if code in THROTTLING_CODES:
             return overloaded_error(f"SageMaker is throttling requests to model '{model}'")

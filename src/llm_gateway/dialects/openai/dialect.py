@@ -22,6 +22,7 @@ from starlette.requests import Request
 from llm_gateway.config.schema import ModelConfig
 from llm_gateway.core.decoding import decode, loads
 from llm_gateway.core.errors import GatewayError
+from llm_gateway.core.ports import ModelTarget
 from llm_gateway.dialects.openai import passthrough
 from llm_gateway.dialects.openai.encoding import error_body
 from llm_gateway.dialects.openai.generation import Generation
@@ -111,9 +112,14 @@ class OpenAIDialect:
             return await passthrough.forward(ctx, request, model, req, data)
         sampling = chat_sampling(req, model.limits)
         template = ctx.templates[model.name]
-        prompt = template.render(to_messages(req.messages))
+        messages = to_messages(req.messages)
+        prompt = template.render(messages)
         ctx.check_input_size(prompt, param="messages", status=400)
-        prepared = generation.prepare(prompt, sampling, template.stop)
+
+        def reprompt(other: ModelTarget) -> str:  # a fallback renders with its own template
+            return ctx.templates[other.name].render(messages)
+
+        prepared = generation.prepare(prompt, sampling, template.stop, reprompt)
         if sampling.stream:
             return generation.stream(prepared, sampling)
         choice, seconds = await generation.choice(prepared, sampling, 0)
