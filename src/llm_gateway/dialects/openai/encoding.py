@@ -226,6 +226,10 @@ class OpenAIStreamEncoder:
             out += b"data: " + _dumps({**self.base, "choices": [], "usage": self.usage}) + b"\n\n"
         return out
 
+    def answer_as(self, model: str) -> None:
+        """A fallback model answered: name it in every chunk from now on."""
+        self.base["model"] = model
+
     def error(self, error: GatewayError) -> bytes:
         return b"data: " + _dumps(error_body(error)[1]) + b"\n\n" + DONE
 

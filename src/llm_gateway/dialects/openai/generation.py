@@ -10,9 +10,11 @@ from typing import Any
 from starlette.requests import Request
 
 from llm_gateway.config.schema import ModelConfig
+from llm_gateway.core.admission import CURRENT_CALLER
 from llm_gateway.core.errors import deadline_error
 from llm_gateway.core.events import StreamEvent, TokenEvent
 from llm_gateway.core.generation import PreparedRequest
+from llm_gateway.core.ports import ModelTarget
 from llm_gateway.core.stops import cut_at_stop, merge_stops
 from llm_gateway.core.streaming import TokenStream
 from llm_gateway.core.tokenizer import estimate_tokens
@@ -50,6 +52,12 @@ def stream_seconds(stream: TokenStream) -> float:
     return (stream.finished_at or time.perf_counter()) - stream.started_at
 
 
+def served_by(requested: str) -> str:
+    """The model that answered this request: a fallback's name when one did."""
+    caller = CURRENT_CALLER.get()
+    return caller.served_by if caller is not None and caller.served_by else requested
+
+
 class Generation:
     """One OpenAI request on its way through the core."""
 
@@ -79,8 +87,13 @@ class Generation:
         return count
 
     def prepare(
-        self, prompt: str, sampling: Sampling, template_stop: tuple[str, ...]
+        self,
+        prompt: str,
+        sampling: Sampling,
+        template_stop: tuple[str, ...],
+        reprompt: Callable[[ModelTarget], str] | None = None,
     ) -> PreparedRequest:
+        """``reprompt`` renders the conversation for a fallback model (its own template)."""
         record = self.record
         record.prompt = prompt if record.prompt is None else f"{record.prompt}\n\n{prompt}"
         limits = self.model.limits
@@ -88,7 +101,9 @@ class Generation:
         client = sampling.client_stop or tuple((defaults.stop if defaults else None) or ())
         stops = merge_stops(client, template_stop, limits.max_stop_sequences)
         parameters = sampling.parameters.model_copy(update={"stop": stops or None})
-        return self.ctx.service.prepare(self.model, prompt, parameters, stream=True)
+        return self.ctx.service.prepare(
+            self.model, prompt, parameters, stream=True, reprompt=reprompt
+        )
 
     def encoder(
         self, prepared: PreparedRequest, sampling: Sampling, echo: str = ""
@@ -159,7 +174,7 @@ class Generation:
             "id": self.id,
             "object": "chat.completion" if self.chat else "text_completion",
             "created": self.created,
-            "model": self.model.name,
+            "model": served_by(self.model.name),
             "system_fingerprint": None,
             "choices": list(choices),
             "usage": usage,
