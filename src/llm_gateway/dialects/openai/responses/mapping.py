@@ -136,6 +136,10 @@ def to_messages(req: ResponsesRequest, max_messages: int) -> list[Message]:
     messages = [Message("system", req.instructions)] if req.instructions else []
     if isinstance(req.input, str):
         return [*messages, Message("user", req.input)]
+    if not isinstance(req.input, list):
+        raise invalid(
+            "Invalid type for 'input': expected a string or an array of input items.", "input"
+        )
     if not req.input:
         raise invalid("`input` must not be an empty array.", "input")
     if len(req.input) > max_messages:
@@ -146,6 +150,8 @@ def to_messages(req: ResponsesRequest, max_messages: int) -> list[Message]:
         )
     for index, item in enumerate(req.input):
         where = f"input[{index}]"
+        if not isinstance(item, dict):
+            raise invalid(f"Invalid type for '{where}': expected an input item object.", where)
         kind = item.get("type", "message")
         if kind != "message" or "role" not in item:
             raise invalid(
@@ -180,6 +186,14 @@ def _response_format(req: ResponsesRequest) -> ResponseFormat | None:
     return ResponseFormat(type="json_schema", json_schema={"name": fmt.name, "schema": fmt.schema_})
 
 
+def _stop(value: Any) -> str | list[str] | None:
+    if value is None or isinstance(value, str):
+        return value
+    if isinstance(value, list) and all(isinstance(s, str) for s in value):
+        return list(value)
+    raise invalid("Invalid type for 'stop': expected a string or an array of strings.", "stop")
+
+
 def as_chat(req: ResponsesRequest) -> ChatCompletionRequest:
     """The request restated in chat completions' terms (messages aside)."""
     if req.max_output_tokens is not None and req.max_output_tokens < 1:
@@ -193,7 +207,7 @@ def as_chat(req: ResponsesRequest) -> ChatCompletionRequest:
         max_completion_tokens=req.max_output_tokens,
         temperature=req.temperature,
         top_p=req.top_p,
-        stop=req.stop,
+        stop=_stop(req.stop),
         stream=req.stream,
         response_format=_response_format(req),
     )

@@ -60,12 +60,12 @@ class ResponsesRequest(_Lenient):
     refuse them by name (400 with ``param``)."""
 
     model: str | None = None
-    input: str | list[dict[str, Any]] | None = None
+    input: Any = None  # a string or a list of items: checked in mapping, by path
     instructions: str | None = None
     max_output_tokens: int | None = None
     temperature: float | None = None
     top_p: float | None = None
-    stop: str | list[str] | None = None  # not in OpenAI's API; vLLM and TGI clients send it
+    stop: Any = None  # not in OpenAI's API, but vLLM's and TGI's clients send it
     text: TextConfig | None = None
     stream: bool | None = None
     store: bool | None = None  # accepted; nothing is stored (answered as store: false)
