@@ -38,6 +38,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 import boto3
 from botocore.config import Config
@@ -183,25 +184,26 @@ class Stack:
     def __init__(self, tmp: Path) -> None:
         self.tmp = tmp
         self.emu_port, self.gw_port, self.bare_port = free_port(), free_port(), free_port()
-        (tmp / "endpoints.yaml").write_text(
-            json.dumps(
-                {
-                    "bench-endpoint": {"tgi_version": "3.x", "output_tokens": SHORT},
-                    "bench-long": {"tgi_version": "3.x", "output_tokens": LONG},
-                }
-            )
-        )
+        endpoints: dict[str, dict] = {
+            "bench-endpoint": {"tgi_version": "3.x", "output_tokens": SHORT},
+            "bench-long": {"tgi_version": "3.x", "output_tokens": LONG},
+        }
+        models = [
+            {"name": "bench", "endpoint": "bench-endpoint", "template": "chatml"},
+            {"name": "bench-long", "endpoint": "bench-long", "template": "chatml"},
+        ]
+        # The openai backend on a vLLM-like endpoint, where the measured code has one.
+        self.openai = (ROOT / "src" / "llm_gateway" / "backends" / "openai").is_dir()
+        if self.openai:
+            endpoints["bench-vllm"] = {"server": "vllm", "output_tokens": SHORT}
+            endpoints["bench-vllm-long"] = {"server": "vllm", "output_tokens": LONG}
+            models += [
+                {"name": "bench-openai", "endpoint": "bench-vllm", "backend": "openai"},
+                {"name": "bench-openai-long", "endpoint": "bench-vllm-long", "backend": "openai"},
+            ]
+        (tmp / "endpoints.yaml").write_text(json.dumps(endpoints))
         self.config = tmp / "models.json"
-        self.config.write_text(
-            json.dumps(
-                {
-                    "models": [
-                        {"name": "bench", "endpoint": "bench-endpoint", "template": "chatml"},
-                        {"name": "bench-long", "endpoint": "bench-long", "template": "chatml"},
-                    ]
-                }
-            )
-        )
+        self.config.write_text(json.dumps({"models": models}))
         self.env = dict(
             os.environ,
             AWS_ENDPOINT_URL_SAGEMAKER_RUNTIME=f"http://127.0.0.1:{self.emu_port}",
@@ -385,6 +387,107 @@ def measure_http(stack: Stack, rounds: int) -> dict:
         for path in ("gateway", "bare"):
             out[f"{metric}_added_{path}"] = added(s[f"{metric}_{path}"], s[f"{metric}_direct"])
     out["throughput_tokens_per_s"] = {k: round(statistics.median(v)) for k, v in tp.items() if v}
+    return out
+
+
+# -- the openai backend: the same paths over a vLLM-like endpoint --------------------------------
+
+
+class OpenAIClient(Client):
+    """Direct boto3 calls with the bodies the openai backend sends, and the gateway's TGI
+    dialect (prompts as completions) and OpenAI chat relay over it."""
+
+    def __init__(self, stack: Stack) -> None:
+        super().__init__(stack)
+        completion = {"model": "", "prompt": PROMPT, "max_tokens": LONG, "temperature": 0}
+        self.completion = json.dumps(completion).encode()
+        options = {"stream": True, "stream_options": {"include_usage": True}}
+        self.completion_stream = json.dumps({**completion, **options}).encode()
+        messages = [{"role": "user", "content": PROMPT}]
+        self.chat_upstream = json.dumps(
+            {"model": "", "messages": messages, "max_tokens": LONG, **options}
+        ).encode()
+        self.chat = json.dumps(
+            {"model": "bench-openai", "messages": messages, "max_tokens": LONG, "stream": True}
+        ).encode()
+
+    def direct_completion(self) -> float:
+        t = time.perf_counter()
+        self.runtime.invoke_endpoint(
+            EndpointName="bench-vllm", Body=self.completion, ContentType="application/json"
+        )["Body"].read()
+        return time.perf_counter() - t
+
+    def gateway_completion(self) -> float:
+        return self.http_generate(self.gw, "/models/bench-openai/generate", self.tgi)
+
+    def direct_openai_stream(
+        self, body: bytes, endpoint: str = "bench-vllm"
+    ) -> tuple[float, list[float]]:
+        t = time.perf_counter()
+        out = self.runtime.invoke_endpoint_with_response_stream(
+            EndpointName=endpoint, Body=body, ContentType="application/json"
+        )
+        arrivals = []
+        for event in out["Body"]:
+            now = time.perf_counter()
+            data = event.get("PayloadPart", {}).get("Bytes", b"")
+            arrivals += [now - t] * data.count(b'"choices":[{')  # token chunks, not usage
+        return arrivals[0], arrivals
+
+    def gateway_tgi_stream(self, model: str = "bench-openai") -> tuple[float, list[float]]:
+        return self.http_stream(self.gw, f"/models/{model}/generate_stream", self.tgi)
+
+    def gateway_chat_stream(self, model: str = "bench-openai") -> tuple[float, list[float]]:
+        body = self.chat.replace(b'"bench-openai"', json.dumps(model).encode())
+        first, arrivals = self.http_stream(self.gw, "/v1/chat/completions", body)
+        return first, arrivals[:-1]  # data: [DONE]
+
+
+def measure_openai(stack: Stack, rounds: int) -> dict | None:
+    """Added latency and relay throughput of the openai backend, next to the TGI backend's."""
+    if not stack.openai:
+        return None
+    c = OpenAIClient(stack)
+    for _ in range(20):
+        c.direct_completion(), c.gateway_completion()
+        c.direct_openai_stream(c.completion_stream), c.gateway_tgi_stream()
+        c.direct_openai_stream(c.chat_upstream), c.gateway_chat_stream()
+    calls: dict[str, Any] = {
+        "gen_direct": c.direct_completion,
+        "gen_gateway": c.gateway_completion,
+        "ttft_direct": lambda: c.direct_openai_stream(c.completion_stream)[0],
+        "ttft_gateway": lambda: c.gateway_tgi_stream()[0],
+        "ttft_chat_direct": lambda: c.direct_openai_stream(c.chat_upstream)[0],
+        "ttft_chat_gateway": lambda: c.gateway_chat_stream()[0],
+    }
+    s: dict[str, list[float]] = {k: [] for k in calls}
+    pairs = [("gen_direct", "gen_gateway"), ("ttft_direct", "ttft_gateway")]
+    pairs.append(("ttft_chat_direct", "ttft_chat_gateway"))
+    for i in range(rounds):
+        for direct, gateway in pairs:
+            for name in (direct, gateway) if i % 2 else (gateway, direct):
+                s[name].append(calls[name]())
+    long_completion = c.completion_stream
+    long_chat = c.chat_upstream
+    tp: dict[str, list[float]] = {"direct": [], "gateway_tgi": [], "direct_chat": []}
+    tp["gateway_chat"] = []
+    for _ in range(5):
+        tp["direct"].append(
+            throughput(c.direct_openai_stream(long_completion, "bench-vllm-long")[1])
+        )
+        arrivals = c.gateway_tgi_stream("bench-openai-long")[1]
+        assert len(arrivals) == LONG, len(arrivals)
+        tp["gateway_tgi"].append(throughput(arrivals))
+        tp["direct_chat"].append(
+            throughput(c.direct_openai_stream(long_chat, "bench-vllm-long")[1])
+        )
+        tp["gateway_chat"].append(throughput(c.gateway_chat_stream("bench-openai-long")[1]))
+    out: dict[str, Any] = {k: ms(v) for k, v in s.items()}
+    out["gen_added_gateway"] = added(s["gen_gateway"], s["gen_direct"])
+    out["ttft_added_gateway"] = added(s["ttft_gateway"], s["ttft_direct"])
+    out["ttft_added_chat"] = added(s["ttft_chat_gateway"], s["ttft_chat_direct"])
+    out["throughput_tokens_per_s"] = {k: round(statistics.median(v)) for k, v in tp.items()}
     return out
 
 
@@ -592,6 +695,7 @@ def main() -> int:
         stack.start()
         try:
             http_results = measure_http(stack, args.rounds)
+            http_results["openai"] = measure_openai(stack, max(args.rounds // 2, 1))
             process_results = measure_processes(stack, args.cold_runs, args.mangum_rounds)
         finally:
             stack.stop()
@@ -698,6 +802,43 @@ boto3's import and client creation (≈150 ms), which the bare floor pays too.
 """
 
 
+def openai_section(r: dict) -> list[str]:
+    """The openai backend's figures beside the TGI backend's (absent for older code)."""
+    o = r.get("openai")
+    if not o:
+        return []
+
+    def row(label: str, tgi: dict | None, oa: dict) -> str:
+        cell = f"{tgi['median_ms']:.2f} / {tgi['p95_ms']:.2f}" if tgi else "–"
+        return f"| {label} | {cell} | {oa['median_ms']:.2f} / {oa['p95_ms']:.2f} |"
+
+    tp, tgi_tp = o["throughput_tokens_per_s"], r["throughput_tokens_per_s"]
+    return [
+        "## The openai backend (vLLM-like endpoint), beside the TGI backend",
+        "",
+        "The same harness over an emulated vLLM endpoint (`backend: openai`): the TGI dialect's",
+        "prompts go upstream as OpenAI completions and come back as TGI events rebuilt from the",
+        "chunks; OpenAI chat is relayed chunk by chunk. Direct calls send the bodies the backend",
+        f"sends. {max(r['rounds'] // 2, 1)} paired rounds. Added time, ms (median / p95):",
+        "",
+        "| | TGI backend | openai backend |",
+        "|---|---|---|",
+        row("`/generate` buffered, added", r["gen_added_gateway"], o["gen_added_gateway"]),
+        row(
+            "`/generate_stream` first token, added",
+            r["ttft_added_gateway"],
+            o["ttft_added_gateway"],
+        ),
+        row("`/v1/chat/completions` stream first token, added (relay)", None, o["ttft_added_chat"]),
+        "",
+        "Relay throughput on a 2,000-token unpaced stream (tokens/s, median of 5): TGI backend "
+        f"{tgi_tp['gateway']:,} (direct {tgi_tp['direct']:,}); openai backend, TGI dialect "
+        f"{tp['gateway_tgi']:,} (direct completions stream {tp['direct']:,}); openai backend, "
+        f"chat relay {tp['gateway_chat']:,} (direct chat stream {tp['direct_chat']:,}).",
+        "",
+    ]
+
+
 def markdown(r: dict) -> str:
     def row(label: str, key: str) -> str:
         v = r[key]
@@ -756,6 +897,7 @@ def markdown(r: dict) -> str:
         f"Relay throughput on a 2,000-token unpaced stream (tokens/s, median of 5): direct boto3 "
         f"{tp['direct']:,}, gateway {tp['gateway']:,}.",
         "",
+        *openai_section(r),
         "## Lambda handler and cold start",
         "",
         "| | gateway | bare |",
