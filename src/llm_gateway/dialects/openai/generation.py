@@ -3,6 +3,7 @@ streamed or buffered answer in OpenAI's shapes."""
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -104,6 +105,16 @@ class Generation:
         return self.ctx.service.prepare(
             self.model, prompt, parameters, stream=True, reprompt=reprompt
         )
+
+    async def prepare_all(
+        self, prompts: Sequence[str], sampling: Sampling
+    ) -> list[PreparedRequest]:
+        """Legacy completions' prompts (at most the model's ``max_client_batch_size``, checked
+        before), prepared in a worker thread: validation and token counting never hold the
+        event loop, whatever the prompts' size."""
+        if len(prompts) == 1:
+            return [self.prepare(prompts[0], sampling, ())]
+        return await asyncio.to_thread(lambda: [self.prepare(p, sampling, ()) for p in prompts])
 
     def encoder(
         self, prepared: PreparedRequest, sampling: Sampling, echo: str = ""

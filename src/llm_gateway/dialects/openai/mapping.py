@@ -23,7 +23,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from llm_gateway.core.errors import GatewayError, request_error
+from llm_gateway.core.errors import ErrorKind, GatewayError, request_error
 from llm_gateway.core.parameters import (
     I32_MAX,
     U32_MAX,
@@ -217,6 +217,24 @@ def _relayed(req: ChatCompletionRequest, limits: Limits, max_tokens: int | None)
     )
 
 
+def check_batch_size(prompt: object, limits: Limits) -> None:
+    """TGI's bound on prompts per request (``max_client_batch_size``), checked before any
+    prompt is looked at, so a huge array costs nothing beyond reading it. One array of token
+    ids is one prompt."""
+    count = 1
+    if isinstance(prompt, list) and prompt and not isinstance(prompt[0], int):
+        count = len(prompt)
+    if count > limits.max_client_batch_size:
+        raise GatewayError(
+            "Number of prompts exceeds the maximum allowed batch size of "
+            f"{limits.max_client_batch_size}",
+            status=400,
+            error_type="batch_size_exceeded",  # TGI's error_type is "batch size exceeded"
+            kind=ErrorKind.CLIENT,
+            param="prompt",
+        )
+
+
 def completion_sampling(req: CompletionRequest, limits: Limits) -> Sampling:
     if req.suffix:
         raise invalid(
@@ -224,6 +242,7 @@ def completion_sampling(req: CompletionRequest, limits: Limits) -> Sampling:
         )
     if req.best_of not in (None, 1):
         raise invalid("Only `best_of: 1` is supported.", "best_of")
+    check_batch_size(req.prompt, limits)
     fields = _common(req, limits, req.max_tokens)
     top = _top_n(req.logprobs, limits, "logprobs")
     if top:

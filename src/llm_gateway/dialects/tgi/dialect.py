@@ -37,7 +37,7 @@ def info_body(model: ModelConfig) -> dict[str, object]:
         "max_input_tokens": limits.max_input_tokens,
         "max_total_tokens": limits.max_total_tokens,
         "validation_workers": 2,
-        "max_client_batch_size": 4,
+        "max_client_batch_size": limits.max_client_batch_size,
         "router": "llm-gateway",
         "version": f"{TGI_COMPAT_VERSION}+llm-gateway.{__version__}",
         "sha": None,
