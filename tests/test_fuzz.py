@@ -30,6 +30,8 @@ OPERATIONS = [
     ("GET", "/v1/models/{model_id}"),
     ("POST", "/models/{name}/v1/chat/completions"),
     ("POST", "/models/{name}/v1/completions"),
+    ("POST", "/v1/responses"),
+    ("POST", "/models/{name}/v1/responses"),
 ]
 MODELS = [
     {"name": "tgi3", "endpoint": "tgi3-endpoint", "template": "chatml"},
@@ -133,6 +135,7 @@ BODIES = {
         {"model": "tgi3", "messages": [{"role": "user", "content": "Hi"}], "logprobs": True},
     ),
     "/v1/completions": integer_bodies(COMPLETION_INTEGERS, {"model": "tgi3", "prompt": "Hi"}),
+    "/v1/responses": integer_bodies(["max_output_tokens"], {"model": "tgi3", "input": "Hi"}),
 }
 
 
