@@ -15,6 +15,7 @@ from pydantic import (
     Field,
     PrivateAttr,
     StringConstraints,
+    ValidationInfo,
     field_validator,
     model_validator,
 )
@@ -132,16 +133,29 @@ class ModelConfig(BaseModel):
             )
         return value
 
-    @model_validator(mode="after")
-    def _defaults_pass_validation(self) -> ModelConfig:
-        if self.defaults is not None:
+    @field_validator("defaults")
+    @classmethod
+    def _defaults_pass_validation(
+        cls, value: GenerateParameters | None, info: ValidationInfo
+    ) -> GenerateParameters | None:
+        """Defaults apply to streamed and buffered requests alike (the OpenAI dialect always
+        streams upstream): a default that TGI refuses in either mode would fail requests that
+        never mentioned it, so it fails start-up instead."""
+        limits = info.data.get("limits")
+        if value is None or not isinstance(limits, Limits):
+            return value
+        for stream in (False, True):
             try:
-                validate(self.defaults, "x", self.limits, stream=False)
+                validate(value, "x", limits, stream=stream)
             except GatewayError as exc:
+                field = exc.param or "?"
+                shown = getattr(value, field, None)
+                mode = "streamed" if stream else "buffered"
                 raise ValueError(
-                    f"defaults are rejected by TGI's validation: {exc.message}"
+                    f"{field}: {shown!r} would refuse every {mode} request "
+                    f"({exc.message}); remove it from defaults or change it"
                 ) from None
-        return self
+        return value
 
 
 class GatewayConfig(BaseModel):

@@ -26,6 +26,7 @@ from llm_gateway.core.errors import ErrorKind, GatewayError
 log = logging.getLogger(__name__)
 
 T = TypeVar("T")
+ANSWER_MARGIN = 0.5  # seconds kept before a request's deadline to answer "still warming"
 
 
 @dataclass(frozen=True, slots=True)
@@ -135,7 +136,8 @@ class Attempts(Generic[T]):
         started = time.monotonic()
         give_up = started + policy.wait_seconds
         if self.deadline is not None:
-            give_up = min(give_up, self.deadline)
+            # Stop early enough to answer "warming" (retryable) before the deadline's 504.
+            give_up = min(give_up, self.deadline - ANSWER_MARGIN)
         while True:
             wait = min(policy.retry_seconds, give_up - time.monotonic())
             if wait <= 0 or self.closed.wait(wait):

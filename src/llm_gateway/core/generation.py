@@ -255,10 +255,12 @@ class GenerationService:
                 settlement.used(tally)
 
         def open_upstream(stream: TokenStream) -> Opened:
-            opened: Opened = self._attempts(model, call, deadline, stream, chat=chat).run().value
+            opened: Opened = attempts.run().value  # on the worker thread
             return opened
 
-        return TokenStream(open_upstream, self.executor, gate=gate, on_end=ended).start()
+        stream = TokenStream(open_upstream, self.executor, gate=gate, on_end=ended)
+        attempts = self._attempts(model, call, deadline, stream, chat=chat)  # caller known here
+        return stream.start()
 
     def backend(self, model: ModelTarget) -> Backend:
         return self.upstreams[model.name].backend
