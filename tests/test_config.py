@@ -73,7 +73,8 @@ def test_source_precedence(tmp_path):
         ),
         (
             {"name": "m1", "endpoint": "ok", "defaults": {"top_p": 1.0}},
-            "model 'm1' (models[0]): defaults are rejected by TGI's validation: Input validation error: `top_p`",
+            "model 'm1' (models[0]), field 'defaults': top_p: 1.0 would refuse every buffered "
+            "request (Input validation error: `top_p`",
         ),
         (
             {"name": "m1", "endpoint": "ok", "limit": {}},
