@@ -156,17 +156,29 @@ class OpenAIStreamEncoder:
         self.include_usage = include_usage
         self.logprobs = logprobs
         self.prompt_tokens = prompt_tokens
-        self._pending_logprobs: list[tuple[dict[str, Any], list[dict[str, Any]] | None]] = []
+        # Logprobs wait until their token's text is shown: (token, top tokens, where the
+        # token's text starts in the generated text).
+        self._pending_logprobs: list[tuple[dict[str, Any], list[dict[str, Any]] | None, int]] = []
+        self._token_chars = 0  # generated text covered by the tokens seen so far
+        self._shown = 0  # generated text sent so far (held-back stop prefixes excluded)
         self._started = False
         self._offset = 0
         self.completion_tokens = 0
         self.usage: dict[str, Any] | None = None
         self.finish: str | None = None
 
-    def _chunk(self, text: str | None, finish: str | None = None, role: bool = False) -> bytes:
+    def _chunk(
+        self,
+        text: str | None,
+        finish: str | None = None,
+        role: bool = False,
+        generated: bool = True,
+    ) -> bytes:
         logprobs = None
-        if self.logprobs and self._pending_logprobs and (text or finish):
-            entries, self._pending_logprobs = self._pending_logprobs, []
+        if generated:
+            self._shown += len(text or "")
+        entries = self._shown_logprobs(final=finish is not None) if text or finish else []
+        if entries:
             if self.chat:
                 logprobs = {"content": [chat_logprob(t, top) for t, top in entries]}
             else:
@@ -191,6 +203,20 @@ class OpenAIStreamEncoder:
             chunk["usage"] = None
         return b"data: " + _dumps(chunk) + b"\n\n"
 
+    def _shown_logprobs(
+        self, *, final: bool
+    ) -> list[tuple[dict[str, Any], list[dict[str, Any]] | None]]:
+        """The pending logprobs whose token's text starts inside what has been shown, as the
+        buffered answer lists them; at the end, the rest (text a stop sequence withheld) is
+        dropped."""
+        if not self.logprobs or not self._pending_logprobs:
+            return []
+        shown = [(t, top) for t, top, start in self._pending_logprobs if start < self._shown]
+        self._pending_logprobs = (
+            [] if final else [e for e in self._pending_logprobs if e[2] >= self._shown]
+        )
+        return shown
+
     def event(self, event: StreamEvent) -> bytes:
         assert isinstance(event, TokenEvent), "completion streams carry generate events"
         out = b""
@@ -198,12 +224,13 @@ class OpenAIStreamEncoder:
             if self.chat:
                 out += self._chunk("", role=True)
             elif self.echo:
-                out += self._chunk(self.echo)
+                out += self._chunk(self.echo, generated=False)
         self._started = True
         self.completion_tokens += 1
         token = event.token
         if self.logprobs and not self.filter.stopped and not token["special"]:
-            self._pending_logprobs.append((token, event.top_tokens))
+            self._pending_logprobs.append((token, event.top_tokens, self._token_chars))
+            self._token_chars += len(token["text"])
         text = "" if token["special"] else self.filter.push(token["text"])
         if text:
             out += self._chunk(text)
