@@ -99,6 +99,28 @@ def _run(app: Any, args: argparse.Namespace, banner: str) -> None:
     Server(config).run()
 
 
+def _budget_store(config: GatewayConfig, env: MutableMapping[str, str]) -> str | None:
+    """With budgets and no ``AWS_ENDPOINT_URL_DYNAMODB``: start the embedded DynamoDB-compatible
+    store (moto's server mode, in memory) with the table, as the SageMaker emulator is started
+    for the demo models. Returns a description for the banner."""
+    if config.budgets is None:
+        return None
+    from llm_gateway.budgets import table_name
+
+    table = table_name(config.budgets, dict(env))
+    if env.get("AWS_ENDPOINT_URL_DYNAMODB"):
+        return f"table {table} at {env['AWS_ENDPOINT_URL_DYNAMODB']}"
+    from llm_gateway.budgets.local import start_embedded_store
+
+    url, _stop = start_embedded_store(table)  # lives as long as the process
+    env["AWS_ENDPOINT_URL_DYNAMODB"] = url
+    env.setdefault("AWS_ACCESS_KEY_ID", "local")
+    env.setdefault("AWS_SECRET_ACCESS_KEY", "local")
+    if not (env.get("AWS_REGION") or env.get("AWS_DEFAULT_REGION")):
+        env["AWS_DEFAULT_REGION"] = "us-east-1"
+    return f"table {table} in an embedded DynamoDB-compatible store (in memory) at {url}"
+
+
 def serve(args: argparse.Namespace) -> int:
     from botocore.exceptions import NoRegionError
 
@@ -110,6 +132,7 @@ def serve(args: argparse.Namespace) -> int:
     try:
         settings = Settings.from_env()
         config, backend = _models(args, env)
+        budgets = _budget_store(config, env)
         app = create_app(config, settings)
     except (ConfigError, SettingsError) as exc:
         print(f"llm-gateway: {exc}", file=sys.stderr)
@@ -119,7 +142,10 @@ def serve(args: argparse.Namespace) -> int:
         return 2
     url = f"http://{args.host}:{args.port}"
     models = [m.name + (" (default)" if m is config.default else "") for m in config.models]
-    _run(app, args, _banner(url, backend, models, bool(settings.api_keys), settings.ui))
+    banner = _banner(url, backend, models, bool(settings.api_keys), settings.ui)
+    if budgets is not None:
+        banner = banner.replace("\nTry it:", f"\nBudgets: {budgets}\nTry it:", 1)
+    _run(app, args, banner)
     return 0
 
 
