@@ -14,8 +14,8 @@ import orjson
 import pytest
 from botocore.config import Config
 
-from llm_gateway.config import Settings
 from llm_gateway.app import create_app
+from llm_gateway.config import Settings
 from llm_gateway.local import BackgroundServer
 from llm_gateway.transport.sagemaker import SageMakerRuntime
 from tests.conftest import gateway_config, sse_events

@@ -11,8 +11,8 @@ import pytest
 from moto import mock_aws
 from tokenizers import Tokenizer, models, pre_tokenizers, processors
 
-from llm_gateway.config import ConfigError, Settings, load_config
 from llm_gateway.app import create_app
+from llm_gateway.config import ConfigError, Settings, load_config
 
 
 def write_tokenizer(path):

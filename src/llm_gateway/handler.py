@@ -14,8 +14,8 @@ from typing import Any
 from aws_lambda_powertools.logging import correlation_paths
 from mangum import Mangum
 
-from llm_gateway.config.settings import Settings
 from llm_gateway.app import create_app
+from llm_gateway.config.settings import Settings
 from llm_gateway.observability.observer import Observer
 
 # Health probes add no metrics; Powertools would warn about every such invocation.
