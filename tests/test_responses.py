@@ -320,3 +320,25 @@ def test_langchain_responses_api(gateway: str) -> None:
     chunks = list(llm.stream("Hello"))
     streamed = "".join(c.text for c in chunks)
     assert streamed and streamed == llm.invoke("Hello").text
+
+
+def test_a_fallback_answers_and_is_named(start_gateway: Any, faulty: Any, emulator: Any) -> None:
+    from llm_gateway.config import Settings
+    from tests.conftest import MODELS, gateway_config
+
+    faulty(faults=[{"kind": "throttling"}])
+    busy = {
+        "name": "busy",
+        "endpoint": "faulty-endpoint",
+        "template": "zephyr",
+        "fallbacks": ["tgi082"],
+    }
+    url = start_gateway(gateway_config([*MODELS, busy]), Settings(max_attempts=1))
+    client = openai.OpenAI(base_url=f"{url}/v1", api_key="unused", max_retries=0)
+    r = client.responses.create(model="busy", input="Hi", max_output_tokens=3)
+    assert r.model == "tgi082" and r.output_text
+    assert upstream(emulator, "tgi082-endpoint")["inputs"] == prompt_of([("user", "Hi")], "llama2")
+    events = list(
+        client.responses.create(model="busy", input="Hi", max_output_tokens=3, stream=True)
+    )
+    assert {e.response.model for e in events if hasattr(e, "response")} == {"tgi082"}

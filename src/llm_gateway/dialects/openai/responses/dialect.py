@@ -19,6 +19,7 @@ from starlette.requests import Request
 
 from llm_gateway.config.schema import ModelConfig
 from llm_gateway.core.errors import GatewayError
+from llm_gateway.core.ports import ModelTarget
 from llm_gateway.core.streaming import TokenStream
 from llm_gateway.core.tokenizer import estimate_tokens
 from llm_gateway.dialects.openai.encoding import PromptTokens, error_body
@@ -107,7 +108,11 @@ class ResponsesDialect:
             template = ctx.templates[model.name]
             prompt = template.render(messages)
             ctx.check_input_size(prompt, param="input", status=400)
-            prepared = generation.prepare(prompt, wanted, template.stop)
+
+            def reprompt(other: ModelTarget) -> str:  # a fallback renders with its own template
+                return ctx.templates[other.name].render(messages)
+
+            prepared = generation.prepare(prompt, wanted, template.stop, reprompt)
             stops = list(prepared.parameters.stop or ())
             stream = ctx.service.stream(prepared, generation.deadline)
             prompt_tokens = generation.prompt_tokens(prepared)
@@ -122,7 +127,10 @@ class ResponsesDialect:
         )
         if wanted.stream:
             return StreamReply(stream, encoder)
-        for event in await collect(stream, generation.deadline):
+        events = await collect(stream, generation.deadline)
+        if stream.served_by is not None:  # a fallback answered
+            encoder.answer_as(stream.served_by)
+        for event in events:
             encoder.event(event)
         encoder.end()
         assert encoder.final is not None

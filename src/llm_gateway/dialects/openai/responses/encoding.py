@@ -88,6 +88,10 @@ class ResponseEncoder:
         self._reason: str | None = None  # a chat stream's upstream finish reason
         self._chat_usage: dict[str, Any] | None = None
 
+    def answer_as(self, model: str) -> None:
+        """A fallback model answered: name it in every response object from now on."""
+        self.echo = {**self.echo, "model": model}
+
     # -- shapes -----------------------------------------------------------------------------
 
     def response(
