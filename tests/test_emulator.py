@@ -116,6 +116,25 @@ def test_streams_through_boto3_in_both_formats(runtime):
         assert ("index" in events[0]) == (endpoint == "tgi3-endpoint")
 
 
+def test_paced_tokens_after_an_unpaced_first_keep_their_order(runtime, emulator):
+    from llm_gateway.emulator import EndpointSpec
+
+    spec = {"pacing": {"first_token_ms": 0, "token_ms": 5}}
+    emulator.set_endpoint("paced-endpoint", EndpointSpec.model_validate(spec))
+    try:
+        out = runtime.invoke_endpoint_with_response_stream(
+            EndpointName="paced-endpoint",
+            Body=body(stream=True, max_new_tokens=4, details=True),
+            ContentType="application/json",
+        )
+        raw = b"".join(e["PayloadPart"]["Bytes"] for e in out["Body"])
+    finally:
+        emulator.endpoints.pop("paced-endpoint", None)
+    events = [orjson.loads(line[len(b"data: ") :]) for line in raw.split(b"\n\n") if line]
+    assert [e["index"] for e in events] == [1, 2, 3, 4]  # the first token is not held back
+    assert events[-1]["generated_text"] is not None
+
+
 def test_unknown_endpoint_is_validation_error(runtime):
     with pytest.raises(ClientError) as info:
         runtime.invoke_endpoint(EndpointName="nope", Body=body(), ContentType="application/json")

@@ -170,42 +170,13 @@ class Emulator:
             return sagemaker_error(
                 "ValidationError", 400, f"Endpoint {name} of account {ACCOUNT} not found."
             )
-        stats = self.stats_for(name)
-        stats.requests += 1
-        stats.recent.append(
-            {
-                "streaming": streaming,
-                "body": body.decode("utf-8", "replace"),
-                "headers": {
-                    k: v
-                    for k, v in request.headers.items()
-                    if k.lower().startswith("x-amzn") or k.lower() in ("content-type", "accept")
-                },
-            }
-        )
+        self._count(name, request, body, streaming)
         refused = self._component_error(name, spec, request)
         if refused is not None:
             return refused
-        slow = self._take_fault(spec, streaming=streaming, kinds=("slow_first_byte",))
-        if slow is not None:
-            await asyncio.sleep(slow.seconds)
-        fault = self._take_fault(spec, streaming=streaming, kinds=SAGEMAKER_ERRORS)
-        if fault is not None:
-            if fault.kind == "model_error":
-                original = (
-                    fault.message
-                    or (failure_body(spec, fault.status) if spec.server != "tgi" else None)
-                    or orjson.dumps(
-                        {
-                            "error": "Request failed during generation: simulated failure",
-                            "error_type": "generation",
-                        }
-                    ).decode()
-                )
-                return model_error(name, fault.status, original)
-            code, status, message = SAGEMAKER_ERROR_KINDS[fault.kind]
-            return sagemaker_error(code, status, fault.message or message)
-
+        injected = await self._injected(name, spec, streaming)
+        if injected is not None:
+            return injected
         container = CONTAINERS.get(spec.server)
         if container is not None:
             answer = container(spec, body)
@@ -220,6 +191,49 @@ class Emulator:
                 content_type=answer.content_type,
                 error_event=answer.error_event,
             )
+        return self._tgi(name, spec, streaming, body)
+
+    def _count(self, name: str, request: Request, body: bytes, streaming: bool) -> None:
+        """Stats for the admin API: the request and what identified it."""
+        stats = self.stats_for(name)
+        stats.requests += 1
+        stats.recent.append(
+            {
+                "streaming": streaming,
+                "body": body.decode("utf-8", "replace"),
+                "headers": {
+                    k: v
+                    for k, v in request.headers.items()
+                    if k.lower().startswith("x-amzn") or k.lower() in ("content-type", "accept")
+                },
+            }
+        )
+
+    async def _injected(self, name: str, spec: EndpointSpec, streaming: bool) -> Response | None:
+        """A configured fault that answers before the container does (SageMaker's errors)."""
+        slow = self._take_fault(spec, streaming=streaming, kinds=("slow_first_byte",))
+        if slow is not None:
+            await asyncio.sleep(slow.seconds)
+        fault = self._take_fault(spec, streaming=streaming, kinds=SAGEMAKER_ERRORS)
+        if fault is None:
+            return None
+        if fault.kind == "model_error":
+            original = (
+                fault.message
+                or (failure_body(spec, fault.status) if spec.server != "tgi" else None)
+                or orjson.dumps(
+                    {
+                        "error": "Request failed during generation: simulated failure",
+                        "error_type": "generation",
+                    }
+                ).decode()
+            )
+            return model_error(name, fault.status, original)
+        code, status, message = SAGEMAKER_ERROR_KINDS[fault.kind]
+        return sagemaker_error(code, status, fault.message or message)
+
+    def _tgi(self, name: str, spec: EndpointSpec, streaming: bool, body: bytes) -> Response:
+        """The simulated TGI: its generate API, or its Messages API for a chat payload."""
         tgi = SimulatedTGI(spec)
         try:
             data = loads(body)
@@ -239,7 +253,6 @@ class Emulator:
         except GatewayError as exc:
             # TGI >= 2.4 tries each SagemakerRequest variant and loses the field detail.
             return model_error(name, 422, exc.message if tgi.legacy else UNTAGGED_ENUM)
-
         tgi_streams = bool(req.stream)
         try:
             gen = tgi.prepare(req, stream=tgi_streams)
@@ -369,6 +382,9 @@ class Emulator:
                     return
                 delay = pacing.first_token_ms if index == 0 else pacing.token_ms
                 if delay:
+                    if pending:  # what went unpaced so far goes out first, in order
+                        yield b"".join(pending)
+                        pending.clear()
                     await asyncio.sleep(delay / 1000)
                     for part in cut(event):
                         yield payload_part(part)

@@ -35,10 +35,6 @@ STREAM_FAULTS = (
     "malformed_event",  # a PayloadPart whose SSE line is not JSON
     "reset",  # the connection breaks (no end of chunked body)
 )
-OTHER_FAULTS = (
-    "slow_first_byte",  # wait ``seconds`` before answering at all
-    "keepalive_silence",  # stream only ":" keep-alives for ``seconds`` before the first token
-)
 FaultKind = Literal[
     "validation_error",
     "model_error",
