@@ -15,6 +15,7 @@ from pydantic import (
     Field,
     PrivateAttr,
     StringConstraints,
+    ValidationError,
     ValidationInfo,
     field_validator,
     model_validator,
@@ -88,6 +89,11 @@ class ModelConfig(BaseModel):
     endpoint: EndpointName
     inference_component: ComponentName | None = None
     model_id: str | None = None  # the Hugging Face id, reported by /info
+    # The TGI version the endpoint runs (e.g. "3.3.6", "0.8.2"), reported by /info as
+    # `version`; unset: /info says null rather than guess.
+    tgi_version: (
+        Annotated[str, StringConstraints(pattern=r"^\d+\.\d+(\.\d+)?([-+.].*)?$")] | None
+    ) = None
     template: str | ChatTemplate = "none"
     limits: Limits = Field(default_factory=Limits)
     defaults: GenerateParameters | None = None
@@ -122,6 +128,20 @@ class ModelConfig(BaseModel):
         if self.chat_only and self.backend != "openai":
             raise ValueError("chat_only: true applies to backend: openai only")
         return self
+
+    @field_validator("template", mode="before")
+    @classmethod
+    def _chat_template_errors(cls, value: Any) -> Any:
+        """A mapping is a chat template: its own error (e.g. Jinja's), not the union's."""
+        if isinstance(value, dict):
+            try:
+                return ChatTemplate.model_validate(value)
+            except ValidationError as exc:
+                first = exc.errors(include_url=False)[0]
+                where = ".".join(str(part) for part in first["loc"])
+                message = str(first["msg"]).removeprefix("Value error, ")
+                raise ValueError(f"{where}: {message}" if where else message) from None
+        return value
 
     @field_validator("template")
     @classmethod

@@ -12,7 +12,7 @@ from starlette.requests import Request
 
 from llm_gateway.config.schema import ModelConfig
 from llm_gateway.core.admission import CURRENT_CALLER
-from llm_gateway.core.errors import deadline_error
+from llm_gateway.core.errors import GatewayError, deadline_error
 from llm_gateway.core.events import StreamEvent, TokenEvent
 from llm_gateway.core.generation import PreparedRequest
 from llm_gateway.core.ports import ModelTarget
@@ -102,9 +102,14 @@ class Generation:
         client = sampling.client_stop or tuple((defaults.stop if defaults else None) or ())
         stops = merge_stops(client, template_stop, limits.max_stop_sequences)
         parameters = sampling.parameters.model_copy(update={"stop": stops or None})
-        return self.ctx.service.prepare(
-            self.model, prompt, parameters, stream=True, reprompt=reprompt
-        )
+        try:
+            return self.ctx.service.prepare(
+                self.model, prompt, parameters, stream=True, reprompt=reprompt
+            )
+        except GatewayError as exc:
+            if exc.param == "inputs":  # TGI's name for the prompt: the field the client sent
+                exc.param = "messages" if self.chat else "prompt"
+            raise
 
     async def prepare_all(
         self, prompts: Sequence[str], sampling: Sampling

@@ -10,39 +10,52 @@ from collections.abc import Sequence
 
 from starlette.requests import Request
 
-from llm_gateway import __version__
 from llm_gateway.config.schema import ModelConfig
 from llm_gateway.core.decoding import decode, loads
 from llm_gateway.core.errors import GatewayError
-from llm_gateway.core.parameters import GenerateRequest
+from llm_gateway.core.parameters import GenerateParameters, GenerateRequest
 from llm_gateway.dialects.tgi.encoding import TGIStreamEncoder, error_body, generate_body
 from llm_gateway.http.context import GatewayContext
 from llm_gateway.http.dialect import Endpoint
 from llm_gateway.http.replies import Accounting, EmptyReply, JSONReply, Reply, StreamReply
 from llm_gateway.http.state import request_state
 
-TGI_COMPAT_VERSION = "3.3.6"  # the TGI API version whose shapes the gateway serves
 
-
-def info_body(model: ModelConfig) -> dict[str, object]:
-    """TGI's ``Info`` shape from the model's configuration."""
+def info_body(model: ModelConfig, max_concurrent_requests: int) -> dict[str, object]:
+    """TGI's ``Info`` shape, from what the configuration knows: the model's limits, the
+    gateway's own cap on generations in flight, the endpoint's TGI version when the model sets
+    ``tgi_version``. What the gateway cannot know is null (``version``, ``sha``), and
+    ``validation_workers`` is null because validation runs in the request itself."""
     limits = model.limits
     return {
         "model_id": model.model_id or model.name,
         "model_sha": None,
         "model_pipeline_tag": "text-generation",
-        "max_concurrent_requests": 128,
+        "max_concurrent_requests": max_concurrent_requests,
         "max_best_of": limits.max_best_of,
         "max_stop_sequences": limits.max_stop_sequences,
         "max_input_tokens": limits.max_input_tokens,
         "max_total_tokens": limits.max_total_tokens,
-        "validation_workers": 2,
+        "validation_workers": None,
         "max_client_batch_size": limits.max_client_batch_size,
         "router": "llm-gateway",
-        "version": f"{TGI_COMPAT_VERSION}+llm-gateway.{__version__}",
+        "version": model.tgi_version,
         "sha": None,
         "docker_label": None,
     }
+
+
+def compat_parameters(parameters: GenerateParameters, model: ModelConfig) -> GenerateParameters:
+    """TGI's compat route (``POST /``, SageMaker's ``/invocations``) sets an unset
+    ``return_full_text`` to its router-wide default: true for a ``text-generation`` model (the
+    pipeline tag ``/info`` reports) and for an unknown tag since TGI 1.4.2 (``server.rs``
+    ``compat_generate``). A model's configured default, when it sets one, comes first.
+    """
+    if parameters.return_full_text is not None:
+        return parameters
+    if model.defaults is not None and model.defaults.return_full_text is not None:
+        return parameters
+    return parameters.model_copy(update={"return_full_text": True})
 
 
 def _model_name(request: Request) -> str | None:
@@ -72,9 +85,10 @@ class TGIDialect:
         body = decode(GenerateRequest, loads(await request.body()))
         ctx.check_input_size(body.inputs, param="inputs", status=422)
         streaming = bool(body.stream) if stream is None else stream
-        prepared = ctx.service.prepare(
-            model, body.inputs, body.effective_parameters(), stream=streaming
-        )
+        parameters = body.effective_parameters()
+        if stream is None:
+            parameters = compat_parameters(parameters, model)
+        prepared = ctx.service.prepare(model, body.inputs, parameters, stream=streaming)
         record.prompt = body.inputs
         record.input_tokens = prepared.input_tokens
         if streaming:
@@ -99,7 +113,10 @@ class TGIDialect:
         return await self.run(request, stream=None)
 
     async def info(self, request: Request) -> Reply:
-        return JSONReply(info_body(self.ctx.model(_model_name(request))))
+        model = self.ctx.model(_model_name(request))
+        # GATEWAY_MAX_CONCURRENT_REQUESTS: the gateway's cap, TGI's default when not set
+        cap = int(getattr(self.ctx.settings, "max_concurrent_requests", 128))
+        return JSONReply(info_body(model, cap))
 
     async def model_health(self, request: Request) -> Reply:
         self.ctx.model(_model_name(request))
