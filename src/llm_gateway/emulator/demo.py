@@ -43,7 +43,7 @@ def demo_endpoints() -> dict[str, EndpointSpec]:
 
 
 def demo_config() -> dict[str, Any]:
-    """The gateway's models file for :func:`demo_endpoints` (SPEC §4's example, plus one)."""
+    """The gateway's models file for :func:`demo_endpoints` (SPEC §4's example, plus three)."""
     return {
         "default_model": "oasst-pythia-12b",
         "models": [
@@ -75,6 +75,27 @@ def demo_config() -> dict[str, Any]:
                 "template": "llama2",
                 "limits": {"max_input_tokens": 1000, "max_total_tokens": 1512},
                 "defaults": {"max_new_tokens": 200},
+            },
+            {
+                # A vLLM DLC: OpenAI bodies upstream, both dialects for clients.
+                "name": "qwen3-4b",
+                "endpoint": "qwen3-4b-vllm",
+                "model_id": "Qwen/Qwen3-4B",
+                "backend": "openai",
+                "limits": {"max_input_tokens": 4096, "max_total_tokens": 8192},
+                "defaults": {"max_new_tokens": 256},
+            },
+            {
+                # An inference component that sleeps when idle: the first call after idle
+                # wakes it (8 s here, minutes on AWS); streams are held meanwhile.
+                "name": "oasst-pythia-12b-ic",
+                "endpoint": "oasst-pythia-12b-ic",
+                "inference_component": "oasst-pythia-12b-ic-1",
+                "model_id": "OpenAssistant/pythia-12b-sft-v8-7k-steps",
+                "template": "openassistant",
+                "limits": {"max_input_tokens": 1024, "max_total_tokens": 2048},
+                "defaults": {"max_new_tokens": 128},
+                "wake": {"wait_seconds": 60, "retry_seconds": 2},
             },
         ],
     }
