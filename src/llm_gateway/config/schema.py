@@ -7,7 +7,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any
 
 from pydantic import (
     BaseModel,
@@ -99,7 +99,9 @@ class ModelConfig(BaseModel):
     defaults: GenerateParameters | None = None
     # The upstream protocol (llm_gateway.backends): TGI's generate API (the default) or TGI's
     # Messages API (TGI >= 2.4 on /invocations; the older `chat_api: true` means the same).
-    backend: Literal["tgi", "tgi-messages", "openai"] = "tgi"
+    # A key of llm_gateway.backends.BACKENDS (checked when the app is composed, so adding a
+    # backend needs no change here): tgi | tgi-messages | openai.
+    backend: Annotated[str, StringConstraints(pattern=r"^[a-z0-9][a-z0-9-]*$")] = "tgi"
     # backend openai: the container serves chat completions only (SGLang's /invocations).
     chat_only: bool = False
     tokenizer: str | None = None  # optional tokenizer.json for exact prompt-token counts
