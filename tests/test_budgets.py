@@ -79,7 +79,11 @@ DAY = "day#2026-11-30"
 
 
 def test_forty_concurrent_reservations_against_a_limit_of_ten(store_url, table):
-    """Forty gateway processes (own client, own memory) race; the table admits exactly ten."""
+    """Forty gateway processes (own client, own memory) race; the table admits exactly ten.
+
+    This relies on the store applying each conditional write atomically, as DynamoDB does; the
+    embedded store serializes moto's requests for that (unserialized moto admitted 11-13).
+    """
     contenders = [
         budgets(store_url, table, default={"tokens_per_minute": 1000})[0] for _ in range(40)
     ]

@@ -9,6 +9,7 @@ everything in memory and does not expire items by TTL.
 from __future__ import annotations
 
 import logging
+import threading
 from collections.abc import Callable
 from typing import Any
 
@@ -21,9 +22,20 @@ PLACEHOLDER = {"aws_access_key_id": "local", "aws_secret_access_key": "local"}
 
 
 def start_store_server() -> tuple[str, Callable[[], None]]:
-    """Start moto's server on a free loopback port: ``(url, stop)``."""
+    """Start moto's server on a free loopback port: ``(url, stop)``.
+
+    Requests are handled one at a time. DynamoDB applies each conditional write atomically;
+    moto's backend does not lock, and under a threaded server two concurrent conditional ADDs
+    can both pass their check (seen: 11 of 40 racing reservations admitted against a limit of
+    10). Serializing requests restores the atomicity the reservation relies on.
+    """
     try:
-        from moto.server import ThreadedMotoServer
+        from moto.moto_server.werkzeug_app import (
+            DomainDispatcherApplication,
+            MotoRequestHandler,
+            create_backend_app,
+        )
+        from werkzeug.serving import make_server
     except ImportError as exc:  # moto is a dev extra, not needed on AWS
         raise RuntimeError(
             "the embedded budget store needs moto's server mode: pip install 'moto[server]' "
@@ -31,10 +43,24 @@ def start_store_server() -> tuple[str, Callable[[], None]]:
         ) from exc
     # werkzeug logs every request on stderr; the gateway's own log line is enough.
     logging.getLogger("werkzeug").setLevel(logging.ERROR)
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-    server.start()
-    host, port = server.get_host_and_port()
-    return f"http://{host}:{port}", server.stop
+    app = DomainDispatcherApplication(create_backend_app)
+    lock = threading.Lock()
+
+    def one_at_a_time(environ: Any, start_response: Any) -> list[bytes]:
+        with lock:  # the whole answer is produced inside: moto's work is done by then
+            return list(app(environ, start_response))
+
+    server = make_server(
+        "127.0.0.1", 0, one_at_a_time, threaded=True, request_handler=MotoRequestHandler
+    )
+    thread = threading.Thread(target=server.serve_forever, daemon=True, name="budget-store")
+    thread.start()
+
+    def stop() -> None:
+        server.shutdown()
+        thread.join(timeout=5)
+
+    return f"http://127.0.0.1:{server.server_port}", stop
 
 
 def local_client(url: str, region: str = "us-east-1") -> Any:
