@@ -105,6 +105,20 @@ def test_a_models_return_full_text_default_wins_over_the_routes(start_gateway):
     assert not r.json()[0]["generated_text"].startswith("Prompt:")
 
 
+def test_models_behind_an_openai_server_keep_it_unset():
+    from llm_gateway.config.schema import ModelConfig
+    from llm_gateway.core.parameters import GenerateParameters
+    from llm_gateway.dialects.tgi.dialect import compat_parameters
+
+    vllm = ModelConfig(name="v", endpoint="e", backend="openai")
+    tgi = ModelConfig(name="t", endpoint="e")
+    unset = GenerateParameters(max_new_tokens=2)
+    assert compat_parameters(unset, vllm).return_full_text is None
+    assert compat_parameters(unset, tgi).return_full_text is True
+    chosen = GenerateParameters(return_full_text=False)
+    assert compat_parameters(chosen, tgi).return_full_text is False
+
+
 def test_text_generation_client_on_the_compat_route(gateway):
     """text_generation posts to the base URL with return_full_text false: unchanged."""
     out = Client(gateway).generate("Prompt:", max_new_tokens=2)

@@ -49,9 +49,11 @@ def compat_parameters(parameters: GenerateParameters, model: ModelConfig) -> Gen
     """TGI's compat route (``POST /``, SageMaker's ``/invocations``) sets an unset
     ``return_full_text`` to its router-wide default: true for a ``text-generation`` model (the
     pipeline tag ``/info`` reports) and for an unknown tag since TGI 1.4.2 (``server.rs``
-    ``compat_generate``). A model's configured default, when it sets one, comes first.
+    ``compat_generate``). A model's configured default, when it sets one, comes first. Models
+    behind an OpenAI server (``backend: openai``) have no TGI router whose default applies, and
+    cannot echo the prompt on streams: for them it stays unset (false).
     """
-    if parameters.return_full_text is not None:
+    if parameters.return_full_text is not None or model.backend == "openai":
         return parameters
     if model.defaults is not None and model.defaults.return_full_text is not None:
         return parameters
