@@ -155,3 +155,17 @@ def test_a_stream_never_falls_back_after_its_first_token(start_gateway, faulty, 
     assert events[-1]["error"] == "boom"
     assert emulator.stats_for("tgi082-endpoint").requests == before
     assert "x-llm-gateway-served-by" not in r.headers
+
+
+def test_a_held_responses_stream_opens_with_response_created(start_gateway, asleep):
+    url = sleepy_gateway(
+        start_gateway, asleep(1.0), Settings(stream_commit_seconds=0.3, heartbeat_seconds=0.2)
+    )
+    body = {"model": "sleepy", "input": "Hi", "max_output_tokens": 3, "stream": True}
+    with httpx.stream("POST", f"{url}/v1/responses", json=body, timeout=30) as r:
+        chunks = r.iter_raw()
+        first = next(chunks)
+        rest = b"".join(chunks)
+    assert first.startswith(b": waiting for the model to scale up\n\n")
+    assert b"event: response.created\n" in first  # owed at once, before the model answers
+    assert b"event: response.completed\n" in rest or b"event: response.incomplete\n" in rest

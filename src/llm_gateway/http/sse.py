@@ -115,7 +115,11 @@ async def _relay(
     renamed = False
     try:
         if first is None:
-            yield WAITING_TO_WAKE if stream.warming else WAITING
+            # A dialect may owe its client events before any token (optional ``opening``).
+            opening = getattr(encoder, "opening", None)
+            yield (WAITING_TO_WAKE if stream.warming else WAITING) + (
+                opening() if callable(opening) else b""
+            )
         else:
             renamed = _answer_as(encoder, stream, record)
             if output is not None:

@@ -142,7 +142,7 @@ class OpenAIDialect:
             raise invalid("Streaming supports one prompt per request.", "prompt")
         for prompt in texts:
             self.ctx.check_input_size(prompt, param="prompt", status=400)
-        prepared = [generation.prepare(p, sampling, ()) for p in texts]
+        prepared = await generation.prepare_all(texts, sampling)
         if sampling.stream:
             return generation.stream(prepared[0], sampling, echo=texts[0] if req.echo else "")
         answers = await asyncio.gather(

@@ -159,6 +159,11 @@ class ResponseEncoder:
 
     # -- the stream -------------------------------------------------------------------------
 
+    def opening(self) -> bytes:
+        """What a client is owed as soon as the stream is committed, before any token (the
+        model may be prefilling or waking): ``response.created`` and ``response.in_progress``."""
+        return self._start()
+
     def _start(self) -> bytes:
         if self._started:
             return b""
