@@ -14,10 +14,10 @@ from typing import Any
 import httpx
 import pytest
 
+from llm_gateway.app import create_app
 from llm_gateway.config import Settings
 from llm_gateway.config.loader import parse_config
 from llm_gateway.emulator import Emulator, EndpointSpec
-from llm_gateway.app import create_app
 from llm_gateway.local import BackgroundServer, use_emulator
 
 # Emulated endpoints used across the suite (no pacing: tests must be fast).
