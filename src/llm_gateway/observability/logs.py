@@ -71,7 +71,11 @@ class RequestLogger:
             "input_tokens": r.input_tokens,
             "generated_tokens": r.generated_tokens,
             "api_key_id": r.api_key_id,
+            "served_by": r.served_by,  # the fallback model that answered, if one did
         }
+        if r.counters:
+            fields["warming_wait_s"] = r.counters.get("WarmingWaitSeconds")
+            fields["warming"] = bool(r.counters.get("WarmingWaits")) or None
         if r.error_type:
             fields["error_type"] = r.error_type
             fields["error_kind"] = r.error_kind
