@@ -34,3 +34,32 @@ def test_node_clients(gateway: str, faulty: Any) -> None:
     )
     assert run.returncode == 0, run.stdout + run.stderr
     assert "fail 0" in run.stdout and "pass 10" in run.stdout, run.stdout
+
+
+def test_node_clients_against_a_vllm_model(start_gateway: Any, emulator: Any, faulty: Any) -> None:
+    """The same Node suite, unchanged, with its model served by a vLLM-like endpoint
+    (``backend: openai``): clients cannot tell the container apart (issue 13)."""
+    from llm_gateway.emulator import EndpointSpec
+    from tests.conftest import MODELS, gateway_config
+
+    emulator.set_endpoint(
+        "node-vllm-endpoint", EndpointSpec.model_validate({"server": "vllm", "model_id": "m"})
+    )
+    models = [m for m in MODELS if m["name"] != "tgi3"]
+    models.append({"name": "tgi3", "endpoint": "node-vllm-endpoint", "backend": "openai"})
+    url = start_gateway(gateway_config(models))
+    node = shutil.which("node")
+    assert node
+    faulty(faults=[{"kind": "model_stream_error", "at_token": 2, "streaming_only": True}])
+    run = subprocess.run(
+        [node, "--test", "--test-reporter=spec", "responses.test.mjs"],
+        cwd=NODE_DIR,
+        env={**os.environ, "GATEWAY_URL": url},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    emulator.endpoints.pop("node-vllm-endpoint", None)
+    assert run.returncode == 0, run.stdout + run.stderr
+    assert emulator.stats_for("node-vllm-endpoint").requests >= 8  # the vLLM endpoint answered
+    assert "fail 0" in run.stdout and "pass 10" in run.stdout, run.stdout
