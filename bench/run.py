@@ -491,6 +491,314 @@ def measure_openai(stack: Stack, rounds: int) -> dict | None:
     return out
 
 
+# -- f. budgets: the reservation overlapped with a paced upstream --------------------------------
+
+# A realistic upstream: 50 ms to the first token, then 5 ms a token (streams); a buffered call
+# answers after the whole paced generation would take (50 + 19 × 5 = 145 ms).
+PACING = {"first_token_ms": 50, "token_ms": 5}
+BUFFERED_UPSTREAM_S = (PACING["first_token_ms"] + (SHORT - 1) * PACING["token_ms"]) / 1000
+BUDGET_TABLE = "bench-budgets"
+BUDGET_KEYS = "bench:sk-bench,over:sk-over"
+OVER_LIMIT = 100  # tokens per minute for the key the section exhausts (a request costs ~26)
+EXHAUSTED_REQUESTS = 40
+
+# The embedded store (llm_gateway.budgets.local.start_embedded_store, moto's server mode) in its
+# own process, counting the requests that reach it by DynamoDB operation (X-Amz-Target). Each
+# line on stdin asks for the counts so far; they come back as one JSON line.
+STORE_CHILD = r"""
+import json, sys, threading
+from collections import Counter
+from moto.moto_server import werkzeug_app
+counts, lock = Counter(), threading.Lock()
+serve = werkzeug_app.DomainDispatcherApplication.__call__
+def counting(self, environ, start_response):
+    operation = environ.get("HTTP_X_AMZ_TARGET", "").rpartition(".")[2] or "other"
+    with lock:
+        counts[operation] += 1
+    return serve(self, environ, start_response)
+werkzeug_app.DomainDispatcherApplication.__call__ = counting
+from llm_gateway.budgets.local import start_embedded_store
+url, stop = start_embedded_store(sys.argv[1])
+print(url, flush=True)
+for _ in sys.stdin:
+    with lock:
+        print(json.dumps(counts), flush=True)
+stop()
+"""
+
+
+class Store:
+    """The embedded budget store, a child process that counts what reaches it."""
+
+    def __init__(self, stack: Stack) -> None:
+        self.proc = subprocess.Popen(
+            [sys.executable, "-c", STORE_CHILD, BUDGET_TABLE],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.DEVNULL,
+            env=stack.env,
+            text=True,
+        )
+        assert self.proc.stdout is not None
+        self.url = self.proc.stdout.readline().strip()
+        if not self.url.startswith("http"):
+            self.stop()
+            raise RuntimeError("the embedded budget store did not start")
+
+    def counts(self) -> dict[str, int]:
+        assert self.proc.stdin is not None and self.proc.stdout is not None
+        self.proc.stdin.write("\n")
+        self.proc.stdin.flush()
+        return json.loads(self.proc.stdout.readline())
+
+    def stop(self) -> None:
+        if self.proc.stdin is not None:
+            self.proc.stdin.close()
+        self.proc.terminate()
+        self.proc.wait(timeout=10)
+
+
+def delta(after: dict[str, int], before: dict[str, int]) -> dict[str, int]:
+    return {k: after[k] - before.get(k, 0) for k in sorted(after) if after[k] != before.get(k, 0)}
+
+
+class BudgetClient:
+    """Direct boto3 to the paced endpoints, and the same requests through two gateways that
+    differ only in the models file's ``budgets`` section (both check API keys)."""
+
+    def __init__(self, stack: Stack, off_port: int, on_port: int) -> None:
+        self.c = Client(stack)
+        self.emu_port = stack.emu_port
+        self.off = http.client.HTTPConnection("127.0.0.1", off_port)
+        self.on = http.client.HTTPConnection("127.0.0.1", on_port)
+        params = {"max_new_tokens": SHORT, "details": True, "return_full_text": False}
+        self.upstream = json.dumps({"inputs": PROMPT, "parameters": params}).encode()
+        self.upstream_stream = json.dumps(
+            {"inputs": PROMPT, "parameters": params, "stream": True}
+        ).encode()
+        self.body = json.dumps({"inputs": PROMPT, "parameters": {"max_new_tokens": SHORT}})
+
+    def direct_generate(self) -> float:
+        t = time.perf_counter()
+        self.c.runtime.invoke_endpoint(
+            EndpointName="bench-paced-buffered", Body=self.upstream, ContentType="application/json"
+        )["Body"].read()
+        return time.perf_counter() - t
+
+    def direct_stream(self) -> float:
+        t = time.perf_counter()
+        out = self.c.runtime.invoke_endpoint_with_response_stream(
+            EndpointName="bench-paced", Body=self.upstream_stream, ContentType="application/json"
+        )
+        first = None
+        for event in out["Body"]:
+            if first is None and b"data:" in event.get("PayloadPart", {}).get("Bytes", b""):
+                first = time.perf_counter() - t
+        assert first is not None
+        return first
+
+    def call(
+        self, conn: http.client.HTTPConnection, key: str, *, stream: bool
+    ) -> tuple[int, float, dict[str, str]]:
+        """(status, seconds to the answer or to the first token, headers)."""
+        path = (
+            "/models/bench-paced/generate_stream"
+            if stream
+            else "/models/bench-paced-buffered/generate"
+        )
+        headers = {"content-type": "application/json", "authorization": f"Bearer {key}"}
+        t = time.perf_counter()
+        conn.request("POST", path, self.body, headers)
+        response = conn.getresponse()
+        elapsed = None
+        if stream and response.status == 200:
+            while line := response.readline():
+                if elapsed is None and line.startswith(b"data:"):
+                    elapsed = time.perf_counter() - t
+        else:
+            response.read()
+            elapsed = time.perf_counter() - t
+        assert elapsed is not None
+        return response.status, elapsed, dict(response.getheaders())
+
+    def timed(self, conn: http.client.HTTPConnection, *, stream: bool) -> float:
+        status, elapsed, _ = self.call(conn, "sk-bench", stream=stream)
+        assert status == 200, status
+        return elapsed
+
+    def upstream_calls(self) -> int:
+        total = 0
+        for name in ("bench-paced", "bench-paced-buffered"):
+            conn = http.client.HTTPConnection("127.0.0.1", self.emu_port, timeout=5)
+            conn.request("GET", f"/_emulator/endpoints/{name}/stats")
+            total += json.loads(conn.getresponse().read())["requests"]
+        return total
+
+
+def budgets_available() -> bool:
+    return (ROOT / "src" / "llm_gateway" / "budgets" / "local.py").is_file()
+
+
+def measure_budgets(stack: Stack, rounds: int) -> dict | None:
+    """Time to first token and buffered latency with budgets off and on (paired rounds), the
+    store round trips per request, and an exhausted key's refusals."""
+    if not budgets_available():
+        return None
+    for name, spec in (
+        ("bench-paced", {"output_tokens": SHORT, "pacing": PACING}),
+        (
+            "bench-paced-buffered",
+            {
+                "output_tokens": SHORT,
+                "faults": [{"kind": "slow_first_byte", "seconds": BUFFERED_UPSTREAM_S}],
+            },
+        ),
+    ):
+        conn = http.client.HTTPConnection("127.0.0.1", stack.emu_port, timeout=5)
+        conn.request("PUT", f"/_emulator/endpoints/{name}", json.dumps(spec))
+        assert conn.getresponse().status == 200
+    # Streams go to the paced endpoint, buffered calls to the slow one (the emulator paces only
+    # streams).
+    models = [
+        {"name": name, "endpoint": name, "template": "chatml"}
+        for name in ("bench-paced", "bench-paced-buffered")
+    ]
+    budgets = {
+        "table": BUDGET_TABLE,
+        "default": {"tokens_per_minute": 10**12},
+        "keys": {"over": {"tokens_per_minute": OVER_LIMIT}},
+    }
+    off_config, on_config = stack.tmp / "models-keys.json", stack.tmp / "models-budgets.json"
+    off_config.write_text(json.dumps({"models": models}))
+    on_config.write_text(json.dumps({"models": models, "budgets": budgets}))
+    store = Store(stack)
+    off_port, on_port = free_port(), free_port()
+    env = {"GATEWAY_API_KEYS": BUDGET_KEYS, "AWS_ENDPOINT_URL_DYNAMODB": store.url}
+    servers = [
+        stack.spawn(server_command("gateway", off_port), **env, GATEWAY_CONFIG=str(off_config)),
+        stack.spawn(server_command("gateway", on_port), **env, GATEWAY_CONFIG=str(on_config)),
+    ]
+    try:
+        wait_http(off_port, "/health")
+        wait_http(on_port, "/health")
+        return budget_rounds(BudgetClient(stack, off_port, on_port), store, rounds)
+    finally:
+        for proc in servers:
+            proc.terminate()
+            proc.wait(timeout=10)
+        store.stop()
+
+
+def budget_rounds(b: BudgetClient, store: Store, rounds: int) -> dict:
+    for _ in range(10):
+        b.direct_generate(), b.timed(b.off, stream=False), b.timed(b.on, stream=False)
+        b.direct_stream(), b.timed(b.off, stream=True), b.timed(b.on, stream=True)
+    # The budgets are on: the answer carries OpenAI's headers, the bench key's limit.
+    _, _, headers = b.call(b.on, "sk-bench", stream=False)
+    limit_header = headers.get("x-ratelimit-limit-tokens")
+    assert limit_header == str(10**12), headers
+    out: dict[str, Any] = {"store_round_trip": store_round_trip(store)}
+    time.sleep(1)  # the warm-up's settlements are written off the response path
+    generate = {
+        "direct": b.direct_generate,
+        "off": lambda: b.timed(b.off, stream=False),
+        "on": lambda: b.timed(b.on, stream=False),
+    }
+    first = {
+        "direct": b.direct_stream,
+        "off": lambda: b.timed(b.off, stream=True),
+        "on": lambda: b.timed(b.on, stream=True),
+    }
+    s: dict[str, list[float]] = {f"{m}_{p}": [] for m in ("gen", "ttft") for p in generate}
+    names = list(generate)
+    before = store.counts()
+    for i in range(rounds):
+        order = names[i % 3 :] + names[: i % 3]  # as in measure_http: paired, rotating
+        for name in order:
+            s[f"gen_{name}"].append(generate[name]())
+        for name in order:
+            s[f"ttft_{name}"].append(first[name]())
+    time.sleep(1)  # let the last settlements reach the store
+    calls = delta(store.counts(), before)
+    out.update({k: ms(v) for k, v in s.items()})
+    for metric in ("gen", "ttft"):
+        out[f"{metric}_added_off"] = added(s[f"{metric}_off"], s[f"{metric}_direct"])
+        out[f"{metric}_added_on"] = added(s[f"{metric}_on"], s[f"{metric}_direct"])
+        out[f"{metric}_budgets"] = added(s[f"{metric}_on"], s[f"{metric}_off"])
+    requests = 2 * rounds  # budgeted requests: one buffered and one stream per round
+    out["pacing"] = {**PACING, "buffered_upstream_ms": round(BUFFERED_UPSTREAM_S * 1000)}
+    out["rounds"] = rounds
+    out["store_calls"] = calls
+    out["store_calls_per_request"] = round(sum(calls.values()) / requests, 3)
+    out["store_calls_per_request_by_operation"] = {
+        k: round(v / requests, 3) for k, v in calls.items()
+    }
+    out["exhausted"] = exhausted_key(b, store)
+    return out
+
+
+def store_round_trip(store: Store, calls: int = 50) -> dict[str, float]:
+    """One conditional ``UpdateItem`` from this process to the store, as a reservation makes
+    (on a scratch item): what the overlap has to hide."""
+    client = boto3.client(
+        "dynamodb",
+        endpoint_url=store.url,
+        region_name="us-east-1",
+        aws_access_key_id="bench",
+        aws_secret_access_key="bench",
+        config=Config(retries={"total_max_attempts": 1}),
+    )
+    times = []
+    for _ in range(calls):
+        t = time.perf_counter()
+        client.update_item(
+            TableName=BUDGET_TABLE,
+            Key={"pk": {"S": "key#bench-probe"}, "sk": {"S": "probe"}},
+            UpdateExpression="ADD used :cost",
+            ConditionExpression="attribute_not_exists(used) OR used <= :room",
+            ExpressionAttributeValues={":cost": {"N": "26"}, ":room": {"N": str(10**12)}},
+        )
+        times.append(time.perf_counter() - t)
+    return ms(times)
+
+
+def exhausted_key(b: BudgetClient, store: Store) -> dict:
+    """Spend the ``over`` key's minute, then count what its refused requests cost: upstream
+    calls (the emulator's counts) and store requests."""
+    into_minute = time.time() % 60
+    if into_minute > 45:  # the window must not turn over while this runs
+        time.sleep(60.5 - into_minute)
+    admitted, upstream = 0, b.upstream_calls()
+    for _ in range(20):  # until the store refuses (the key is then remembered as exhausted)
+        status, _, _ = b.call(b.on, "sk-over", stream=False)
+        if status == 429:
+            break
+        assert status == 200, status
+        admitted += 1
+    else:
+        raise RuntimeError("the exhausted key was never refused")
+    time.sleep(1)  # settlements of the admitted requests
+    # The request the store refused had its upstream call started alongside the reservation.
+    overlapped = b.upstream_calls() - upstream - admitted
+    upstream, counts = b.upstream_calls(), store.counts()
+    statuses, times = [], []
+    for i in range(EXHAUSTED_REQUESTS):
+        status, elapsed, _ = b.call(b.on, "sk-over", stream=bool(i % 2))
+        statuses.append(status)
+        times.append(elapsed)
+    time.sleep(0.5)
+    return {
+        "limit_tokens_per_minute": OVER_LIMIT,
+        "admitted_before_refusal": admitted,
+        "upstream_calls_of_the_store_refusal": overlapped,
+        "requests": EXHAUSTED_REQUESTS,
+        "refused_429": statuses.count(429),
+        "upstream_calls": b.upstream_calls() - upstream,
+        "store_calls": sum(delta(store.counts(), counts).values()),
+        "refusal": ms(times),
+    }
+
+
 # -- c. Mangum in-process, d. cold starts --------------------------------------------------------
 
 MANGUM_CHILD = r"""
@@ -685,8 +993,20 @@ def main() -> int:
     parser.add_argument("--rounds", type=int, default=300)
     parser.add_argument("--cold-runs", type=int, default=5)
     parser.add_argument("--mangum-rounds", type=int, default=300)
+    parser.add_argument(
+        "--budget-rounds", type=int, default=100, help="paired rounds of the budgets section"
+    )
     parser.add_argument("--no-size", action="store_true", help="skip the sam build size check")
+    parser.add_argument(
+        "--markdown-only",
+        action="store_true",
+        help="rewrite docs/benchmarks.md from bench/results/latest.json without measuring",
+    )
     args = parser.parse_args()
+    if args.markdown_only:
+        report = json.loads((BENCH / "results" / "latest.json").read_text())
+        (ROOT / "docs" / "benchmarks.md").write_text(markdown(report))
+        return 0
 
     with tempfile.TemporaryDirectory() as tmp:
         stack = Stack(Path(tmp))
@@ -696,6 +1016,7 @@ def main() -> int:
         try:
             http_results = measure_http(stack, args.rounds)
             http_results["openai"] = measure_openai(stack, max(args.rounds // 2, 1))
+            http_results["budgets"] = measure_budgets(stack, args.budget_rounds)
             process_results = measure_processes(stack, args.cold_runs, args.mangum_rounds)
         finally:
             stack.stop()
@@ -768,6 +1089,24 @@ def targets(r: dict) -> list[dict]:
             lambda v: v <= 1.3,
         ),
     ]
+    b = r.get("budgets")
+    if b:
+        rows.append(
+            (
+                "budgets on: added to the median first token (on − off, 50 ms upstream)",
+                b["ttft_budgets"]["median_ms"],
+                "≤ 1 ms",
+                lambda v: v <= 1,
+            )
+        )
+        rows.append(
+            (
+                f"exhausted key: upstream calls in {b['exhausted']['requests']} refused requests",
+                b["exhausted"]["upstream_calls"],
+                "0",
+                lambda v: v == 0,
+            )
+        )
     if r.get("size") and "total_mb" in r["size"]:
         rows.append(
             (
@@ -839,6 +1178,153 @@ def openai_section(r: dict) -> list[str]:
     ]
 
 
+def budgets_section(r: dict) -> list[str]:
+    """Budgets off vs on over a paced upstream (absent for code without budgets)."""
+    b = r.get("budgets")
+    if not b:
+        return []
+
+    def row(label: str, key: str) -> str:
+        v = b[key]
+        return f"| {label} | {v['median_ms']:.2f} | {v['p95_ms']:.2f} | {v['p99_ms']:.2f} |"
+
+    pacing, x = b["pacing"], b["exhausted"]
+    by_op = ", ".join(f"{k} {v:g}" for k, v in b["store_calls_per_request_by_operation"].items())
+    trip = b["store_round_trip"]
+    return [
+        "## Budgets: the reservation beside the upstream call",
+        "",
+        f"A paced upstream: streams take {pacing['first_token_ms']} ms to the first token, then "
+        f"{pacing['token_ms']} ms a token; buffered calls answer after {pacing['buffered_upstream_ms']}",
+        "ms (the same generation). Two gateways identical but for the models file's `budgets`",
+        "section, both checking API keys (`GATEWAY_API_KEYS`): *off* has no budgets, *on* has",
+        "`default: {tokens_per_minute: 10^12}` against the embedded store",
+        "(`llm_gateway.budgets.local.start_embedded_store`, moto's server mode) in its own",
+        "process, reached at `AWS_ENDPOINT_URL_DYNAMODB`. Each of "
+        f"{b['rounds']} rounds (after 10 warm-up rounds) makes",
+        "a direct boto3, an off and an on call, in rotating order, buffered then streamed;",
+        "*on − off* is the per-round difference, so it is what budgets add. ms:",
+        "",
+        "| | median | p95 | p99 |",
+        "|---|---|---|---|",
+        row("`/generate`, direct boto3", "gen_direct"),
+        row("`/generate`, budgets off", "gen_off"),
+        row("`/generate`, budgets on", "gen_on"),
+        row("**`/generate`, on − off**", "gen_budgets"),
+        row("first token, direct boto3 stream", "ttft_direct"),
+        row("first token, budgets off", "ttft_off"),
+        row("first token, budgets on", "ttft_on"),
+        row("**first token, on − off**", "ttft_budgets"),
+        row("first token added by the gateway, budgets off", "ttft_added_off"),
+        row("first token added by the gateway, budgets on", "ttft_added_on"),
+        "",
+        f"Store round trips per budgeted request: {b['store_calls_per_request']:g} ({by_op}),",
+        "counted by the store process itself (each request reaching it, by its `X-Amz-Target`)",
+        f"over the {2 * b['rounds']} measured budgeted requests, after their settlements were",
+        "written: the reservation's conditional `UpdateItem` on the request path, the settlement's",
+        "`TransactWriteItems` after the answer. The key's limits are read once a minute",
+        f"(`GetItem`). One conditional `UpdateItem` from the bench client to this store takes "
+        f"{trip['median_ms']:.2f} ms",
+        f"(median; p95 {trip['p95_ms']:.2f} ms), well under the upstream's first token, which is",
+        "what the overlap hides.",
+        "",
+        f"An exhausted key (limit {x['limit_tokens_per_minute']} tokens a minute): "
+        f"{x['admitted_before_refusal']} requests admitted, then one refused by the store",
+        f"({x['upstream_calls_of_the_store_refusal']} upstream call: its upstream call starts",
+        "alongside the reservation, and the refusal answers before anything reaches the client).",
+        f"The next {x['requests']} requests (buffered and streamed, alternating) got "
+        f"{x['refused_429']} × 429,",
+        f"with {x['upstream_calls']} upstream calls (the emulator's counts) and "
+        f"{x['store_calls']} store requests, answered in {x['refusal']['median_ms']:.2f} ms",
+        f"(median; p95 {x['refusal']['p95_ms']:.2f} ms).",
+        "",
+    ]
+
+
+# The seams refactor (issue 11): before = 3df81e0, after = a later HEAD; each run measured in a
+# clean `git archive` copy with `make bench`; `*-seams.json` is the first pair, `-N` re-runs.
+SEAMS_ROWS = [
+    ("`/generate` added, median (ms)", lambda r: r["gen_added_gateway"]["median_ms"], 2),
+    ("`/generate` added, p95 (ms)", lambda r: r["gen_added_gateway"]["p95_ms"], 2),
+    ("`/generate` added by bare, median (ms)", lambda r: r["gen_added_bare"]["median_ms"], 2),
+    ("first token added, median (ms)", lambda r: r["ttft_added_gateway"]["median_ms"], 2),
+    ("first token added, p95 (ms)", lambda r: r["ttft_added_gateway"]["p95_ms"], 2),
+    ("relay, gateway (tokens/s)", lambda r: r["throughput_tokens_per_s"]["gateway"], 0),
+    ("relay, direct boto3 (tokens/s)", lambda r: r["throughput_tokens_per_s"]["direct"], 0),
+    (
+        "cold start to first token vs bare (uvicorn)",
+        lambda r: (
+            r["processes"]["gateway"]["uvicorn_cold_first_token_s"]
+            / r["processes"]["bare"]["uvicorn_cold_first_token_s"]
+        ),
+        2,
+    ),
+    (
+        "cold start to first answer vs bare (Mangum)",
+        lambda r: (
+            r["processes"]["gateway"]["mangum_cold_s"] / r["processes"]["bare"]["mangum_cold_s"]
+        ),
+        2,
+    ),
+    ("peak RSS, uvicorn (MB)", lambda r: r["processes"]["gateway"]["uvicorn_peak_rss_mb"], 1),
+    ("peak RSS, Mangum (MB)", lambda r: r["processes"]["gateway"]["mangum_peak_rss_mb"], 1),
+    ("function + layer, unzipped (MB)", lambda r: (r.get("size") or {}).get("total_mb"), 1),
+]
+
+SEAMS_READING = ""  # the reading of the latest before/after runs, set with them
+
+
+def seams_runs(results: Path) -> dict[str, list[dict]]:
+    """The before/after runs of the seams refactor, in file name order."""
+    runs: dict[str, list[dict]] = {"before": [], "after": []}
+    for side in runs:
+        for path in sorted(results.glob(f"{side}-seams*.json")):
+            runs[side].append(json.loads(path.read_text()))
+    return runs
+
+
+def seams_section(results: Path) -> list[str]:
+    runs = seams_runs(results)
+    if not runs["before"] or not runs["after"]:
+        return []
+
+    def cells(side: str, get: Any, digits: int) -> str:
+        values = []
+        for r in runs[side]:
+            try:
+                v = get(r)
+            except (KeyError, TypeError, ZeroDivisionError):
+                v = None
+            values.append("–" if v is None else f"{v:,.{digits}f}")
+        return " / ".join(values)
+
+    def commits(side: str) -> str:
+        found = {(r.get("source") or {}).get("commit") or "?" for r in runs[side]}
+        return ", ".join(f"`{c[:12]}`" for c in sorted(found))
+
+    lines = [
+        "## The seams refactor (issue 11): before and after",
+        "",
+        f"Before: {commits('before')}; after: {commits('after')}. Each run is a clean `git archive`",
+        "copy of its commit measured with `make bench` (that commit's harness; the TGI paths it",
+        "measures are the same code in both), run by run: "
+        f"{len(runs['before'])} before and {len(runs['after'])} after runs, values in run order",
+        "(`bench/results/before-seams*.json`, `after-seams*.json`; the first pair is older and",
+        "was not run back to back, the others were, alternating before and after).",
+        "",
+        "| | before (3df81e0) | after |",
+        "|---|---|---|",
+    ]
+    for label, get, digits in SEAMS_ROWS:
+        lines.append(
+            f"| {label} | {cells('before', get, digits)} | {cells('after', get, digits)} |"
+        )
+    lines.append("")
+    if SEAMS_READING:
+        lines += [SEAMS_READING, ""]
+    return lines
+
+
 def markdown(r: dict) -> str:
     def row(label: str, key: str) -> str:
         v = r[key]
@@ -898,6 +1384,7 @@ def markdown(r: dict) -> str:
         f"{tp['direct']:,}, gateway {tp['gateway']:,}.",
         "",
         *openai_section(r),
+        *budgets_section(r),
         "## Lambda handler and cold start",
         "",
         "| | gateway | bare |",
@@ -926,7 +1413,7 @@ def markdown(r: dict) -> str:
         lines.append(
             f"| {t['target']} | {t['value']:,} | {t['goal']} | {'yes' if t['met'] else '**no**'} |"
         )
-    lines += ["", NOTES]
+    lines += ["", *seams_section(BENCH / "results"), NOTES]
     return "\n".join(lines)
 
 
