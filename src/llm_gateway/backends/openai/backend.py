@@ -13,9 +13,10 @@ from __future__ import annotations
 
 from typing import Any
 
+from llm_gateway.backends.framing import ChatChunkDecoder
 from llm_gateway.backends.openai import request
-from llm_gateway.backends.openai.decode import ChatRelayDecoder, TokenDecoder, parse_answer
-from llm_gateway.backends.openai.errors import container_error
+from llm_gateway.backends.openai.decode import TokenDecoder, parse_answer
+from llm_gateway.backends.openai.errors import container_error, error_event
 from llm_gateway.core.errors import GatewayError
 from llm_gateway.core.events import EventDecoder
 from llm_gateway.core.parameters import GenerateParameters
@@ -51,7 +52,7 @@ class OpenAIBackend:
         return request.relay_body(data, defaults)
 
     def chat_decoder(self) -> EventDecoder:
-        return ChatRelayDecoder()
+        return ChatChunkDecoder(error_event)
 
     def container_error(self, status: int | None, body: str) -> GatewayError | None:
         return container_error(status, body)

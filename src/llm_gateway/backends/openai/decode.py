@@ -26,11 +26,10 @@ from typing import Any
 
 import orjson
 
-from llm_gateway.backends.framing import malformed
+from llm_gateway.backends.framing import LineDecoder, malformed
 from llm_gateway.backends.openai.errors import error_event
-from llm_gateway.backends.tgi.stream import LineDecoder
-from llm_gateway.core.errors import GatewayError, incomplete_stream, upstream_error
-from llm_gateway.core.events import ChatChunk, StreamItem, TokenEvent
+from llm_gateway.core.errors import incomplete_stream, upstream_error
+from llm_gateway.core.events import StreamItem, TokenEvent
 from llm_gateway.core.parameters import GenerateParameters
 from llm_gateway.core.ports import Generated
 
@@ -317,46 +316,3 @@ def parse_answer(
     if isinstance(usage.get("prompt_tokens"), int):
         details["input_length"] = usage["prompt_tokens"]
     return Generated(text, details)
-
-
-class ChatRelayDecoder(LineDecoder):
-    """Chat chunks as the container sent them, for the OpenAI dialect to re-encode; the stream
-    ends at ``[DONE]``, or at the end of the body after a finish (LMI's JSON Lines)."""
-
-    __slots__ = ("_saw_finish",)
-
-    def __init__(self) -> None:
-        super().__init__()
-        self._saw_finish = False
-
-    def _payload(self, obj: dict[str, Any]) -> StreamItem:
-        if obj.get("error") is not None:
-            return self._fail(error_event(obj))
-        choices = obj.get("choices")
-        if not isinstance(choices, list):
-            return self._fail(malformed("no choices"))
-        if any(isinstance(c, dict) and c.get("finish_reason") for c in choices):
-            self._saw_finish = True
-        return ChatChunk(obj)
-
-    def _done(self) -> None:
-        self.finished = True
-        return None
-
-    def _cut_short(self) -> GatewayError:
-        return incomplete_stream()
-
-    def close(self) -> list[StreamItem]:
-        if self.finished:
-            return []
-        out = []
-        rest = self._lines.flush()
-        if rest:
-            item = self._line(rest)
-            if item is not None:
-                out.append(item)
-        if not self.finished:
-            self.finished = True
-            if not self._saw_finish:
-                out.append(self._cut_short())
-        return out

@@ -12,11 +12,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from llm_gateway.backends.framing import dumps_request, malformed
+from llm_gateway.backends.framing import ChatChunkDecoder, dumps_request
 from llm_gateway.backends.tgi.errors import error_event
 from llm_gateway.backends.tgi.generate import TGIGenerate
-from llm_gateway.backends.tgi.stream import LineDecoder
-from llm_gateway.core.events import ChatChunk, EventDecoder, StreamItem
+from llm_gateway.core.events import EventDecoder
 from llm_gateway.core.parameters import GenerateParameters
 
 # Model defaults (TGI names) -> the chat field they fill when the client left it out.
@@ -44,35 +43,6 @@ def fill_defaults(body: dict[str, Any], defaults: GenerateParameters | None) -> 
             body[chat_name] = value
 
 
-class ChatChunkDecoder(LineDecoder):
-    """``chat.completion.chunk`` events until ``data: [DONE]``."""
-
-    __slots__ = ("_saw_finish",)
-
-    def __init__(self) -> None:
-        super().__init__()
-        self._saw_finish = False
-
-    def _payload(self, obj: dict[str, Any]) -> StreamItem:
-        if obj.get("error") is not None:
-            return self._fail(error_event(obj))
-        choices = obj.get("choices")
-        if not isinstance(choices, list):
-            return self._fail(malformed("no choices"))
-        if any(isinstance(c, dict) and c.get("finish_reason") for c in choices):
-            self._saw_finish = True
-        return ChatChunk(obj)
-
-    def _done(self) -> None:
-        self.finished = True
-        return None
-
-    def close(self) -> list[StreamItem]:
-        if not self.finished and self._saw_finish:
-            self.finished = True  # TGI < 2.2 ends chat streams without [DONE]
-        return super().close()
-
-
 class TGIMessages(TGIGenerate):
     name = "tgi-messages"
     chat = True
@@ -89,4 +59,4 @@ class TGIMessages(TGIGenerate):
         return dumps_request(body)
 
     def chat_decoder(self) -> EventDecoder:
-        return ChatChunkDecoder()
+        return ChatChunkDecoder(error_event)

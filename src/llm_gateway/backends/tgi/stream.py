@@ -15,11 +15,8 @@ from __future__ import annotations
 
 from typing import Any
 
-import orjson
-
-from llm_gateway.backends.framing import BOM, LineBuffer, malformed, sse_payload
-from llm_gateway.backends.tgi.errors import error_event, incomplete_stream
-from llm_gateway.core.errors import GatewayError
+from llm_gateway.backends.framing import LineDecoder, malformed
+from llm_gateway.backends.tgi.errors import error_event
 from llm_gateway.core.events import StreamItem, TokenEvent
 
 
@@ -32,78 +29,6 @@ def normalise_token(token: dict[str, Any]) -> dict[str, Any]:
         "logprob": logprob,
         "special": bool(token.get("special", False)),
     }
-
-
-class LineDecoder:
-    """The framing every line-based upstream stream shares: lines out of parts, a byte-order
-    mark dropped, the payload of each line handed to :meth:`_payload`, and ``finished`` once
-    the last event or an error went out."""
-
-    __slots__ = ("_lines", "_started", "finished")
-
-    def __init__(self) -> None:
-        self._lines = LineBuffer()
-        self._started = False
-        self.finished = False
-
-    def feed(self, chunk: bytes) -> list[StreamItem]:
-        if self.finished:
-            return []
-        out: list[StreamItem] = []
-        for line in self._lines.feed(chunk):
-            item = self._line(line)
-            if item is not None:
-                out.append(item)
-                if self.finished:
-                    break
-        return out
-
-    def close(self) -> list[StreamItem]:
-        """End of the upstream body: flush a last unterminated line; a stream without its last
-        event ends with :meth:`_cut_short`'s error."""
-        if self.finished:
-            return []
-        out: list[StreamItem] = []
-        rest = self._lines.flush()
-        if rest:
-            item = self._line(rest)
-            if item is not None:
-                out.append(item)
-        if not self.finished:
-            self.finished = True
-            out.append(self._cut_short())
-        return out
-
-    def _line(self, line: bytes) -> StreamItem | None:
-        if not self._started:
-            self._started = True
-            if line.startswith(BOM):  # SSE: a byte-order mark opening the stream
-                line = line[3:]
-        payload = sse_payload(line)
-        if payload is None:
-            return None
-        if payload == b"[DONE]":
-            return self._done()
-        try:
-            obj = orjson.loads(payload)
-        except orjson.JSONDecodeError:
-            return self._fail(malformed("invalid JSON"))
-        if not isinstance(obj, dict):
-            return self._fail(malformed("expected a JSON object"))
-        return self._payload(obj)
-
-    def _payload(self, obj: dict[str, Any]) -> StreamItem:
-        raise NotImplementedError
-
-    def _done(self) -> StreamItem | None:
-        return None
-
-    def _cut_short(self) -> GatewayError:
-        return incomplete_stream()
-
-    def _fail(self, error: GatewayError) -> GatewayError:
-        self.finished = True
-        return error
 
 
 class TGIStreamDecoder(LineDecoder):
