@@ -14,7 +14,7 @@ the web layer for each request, so dialects need not carry it.
 from __future__ import annotations
 
 import threading
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Callable
 from contextvars import ContextVar
 from dataclasses import dataclass, field
 from typing import Any, Protocol
@@ -33,6 +33,26 @@ class Caller:
     served_by: str | None = None  # the model that answered
     warming: bool = False  # the model was found scaling up from zero
     warming_waited: float | None = None  # seconds waited for it to wake
+    _after: list[Callable[[], None]] = field(default_factory=list)
+    _done: bool = False
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def after_response(self, work: Callable[[], None]) -> None:
+        """Run ``work`` once the response has gone out (at once if it already has): a budget
+        reconcile must never compete with the answer's last bytes."""
+        with self._lock:
+            if not self._done:
+                self._after.append(work)
+                return
+        work()
+
+    def response_done(self) -> None:
+        """The web layer's signal that the response has ended (or the client left)."""
+        with self._lock:
+            self._done = True
+            pending, self._after = self._after, []
+        for work in pending:
+            work()
 
     def headers(self) -> dict[str, str]:
         """Response headers the last ticket implies (e.g. ``x-ratelimit-*``)."""

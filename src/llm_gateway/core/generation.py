@@ -19,7 +19,7 @@ from concurrent.futures import Executor
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
-from llm_gateway.core.admission import CURRENT_CALLER, Admission, InFlight, Usage
+from llm_gateway.core.admission import CURRENT_CALLER, Admission, Caller, InFlight, Usage
 from llm_gateway.core.errors import GatewayError, deadline_error
 from llm_gateway.core.failover import Attempts, Failover
 from llm_gateway.core.parameters import GenerateParameters
@@ -91,8 +91,9 @@ class _Settlement:
     """Pairs an admission's ticket with what its generation used; whichever comes second
     settles it (the stream may end before the check returns, or the other way round)."""
 
-    def __init__(self, admission: Admission, fallback_input: int) -> None:
+    def __init__(self, admission: Admission, fallback_input: int, caller: Caller) -> None:
         self._admission = admission
+        self._caller = caller
         self._fallback_input = fallback_input
         self._lock = threading.Lock()
         self._ticket: Any = None
@@ -122,7 +123,8 @@ class _Settlement:
                 return
             self._done = True
             ticket, usage = self._ticket, self._usage
-        self._admission.settle(ticket, usage)
+        admission = self._admission
+        self._caller.after_response(lambda: admission.settle(ticket, usage))
 
 
 class GenerationService:
@@ -217,7 +219,7 @@ class GenerationService:
         if admission is None or caller is None or caller.key_id is None:
             return None, None
         admission.refuse_now(caller, tokens)
-        settlement = _Settlement(admission, fallback_input)
+        settlement = _Settlement(admission, fallback_input, caller)
         gate = asyncio.ensure_future(admission.admit(caller, tokens, stream=stream))
 
         def admitted(future: asyncio.Future[Any]) -> None:

@@ -158,10 +158,13 @@ class RequestContext:
                 out["server-timing"] = timing.header()
             await send(message)
 
+        state = scope["state"]["gateway"]
         try:
             await self.app(scope, receive, send_with_headers)
         finally:
             self.observer.finish(record)
+            if state.caller is not None:  # e.g. budget reconciles, now that nothing is left
+                state.caller.response_done()
 
 
 class Guard:

@@ -46,7 +46,7 @@ def _route(dialect: Dialect, endpoint: Endpoint, stream_settings: StreamSettings
         state = request_state(request.scope)
         state.record.dialect = name
         # Who is asking, for the core's admission checks (budgets) and their headers.
-        caller = Caller(state.request_id, state.record.api_key_id or state.key_id)
+        caller = state.caller = Caller(state.request_id, state.record.api_key_id or state.key_id)
         token = CURRENT_CALLER.set(caller)
         reply: Reply | None = None
         try:

@@ -10,6 +10,7 @@ from collections.abc import MutableMapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from llm_gateway.core.admission import Caller
 from llm_gateway.http.timing import Timing
 from llm_gateway.observability.record import RequestRecord
 
@@ -25,6 +26,7 @@ class RequestState:
     )
     deadline: float | None = None  # time.monotonic() value; see llm_gateway.http.deadline
     key_id: str | None = None  # the API key's id (never the key), when keys are checked here
+    caller: Caller | None = None  # set by the route: work owed once the response has ended
 
 
 def request_state(scope: MutableMapping[str, Any]) -> RequestState:
