@@ -9,14 +9,21 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from llm_gateway.backends.openai import OpenAIBackend
 from llm_gateway.backends.tgi.generate import TGIGenerate
 from llm_gateway.backends.tgi.messages import TGIMessages
 from llm_gateway.core.ports import Backend
+
+
+def _openai(*, chat_only: bool = False) -> Backend:
+    """Loaded when a model uses it: most deployments front TGI only (cold starts count)."""
+    from llm_gateway.backends.openai import OpenAIBackend
+
+    return OpenAIBackend(chat_only=chat_only)
+
 
 # A factory per backend; ``chat_only=True`` is passed for models that set it (openai only).
 BACKENDS: dict[str, Callable[..., Backend]] = {
     "tgi": TGIGenerate,
     "tgi-messages": TGIMessages,
-    "openai": OpenAIBackend,
+    "openai": _openai,
 }

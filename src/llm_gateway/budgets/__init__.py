@@ -3,14 +3,44 @@
 Framework-free (no web framework, nothing from ``http``/``dialects``): the request path calls
 :class:`Budgets` and shapes :class:`BudgetRefusal` into each dialect's answer. See
 ``docs/budgets.md``.
+
+The names below load on first use: the models file's schema imports :mod:`.config` on every
+cold start, and a gateway without budgets never needs the store.
 """
 
-from llm_gateway.budgets.config import BudgetsConfig, Limits, table_name
-from llm_gateway.budgets.durations import format_duration
-from llm_gateway.budgets.errors import BudgetRefusal
-from llm_gateway.budgets.reservation import Reservation
-from llm_gateway.budgets.store import Budgets, MetricSink
-from llm_gateway.budgets.table import create_table, make_client
+from __future__ import annotations
+
+from importlib import import_module
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from llm_gateway.budgets.config import BudgetsConfig, Limits, table_name
+    from llm_gateway.budgets.durations import format_duration
+    from llm_gateway.budgets.errors import BudgetRefusal
+    from llm_gateway.budgets.reservation import Reservation
+    from llm_gateway.budgets.store import Budgets, MetricSink
+    from llm_gateway.budgets.table import create_table, make_client
+
+_HOMES = {
+    "BudgetsConfig": "config",
+    "Limits": "config",
+    "table_name": "config",
+    "format_duration": "durations",
+    "BudgetRefusal": "errors",
+    "Reservation": "reservation",
+    "Budgets": "store",
+    "MetricSink": "store",
+    "create_table": "table",
+    "make_client": "table",
+}
+
+
+def __getattr__(name: str) -> Any:
+    home = _HOMES.get(name)
+    if home is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    return getattr(import_module(f"{__name__}.{home}"), name)
+
 
 __all__ = [
     "BudgetRefusal",
