@@ -4,19 +4,13 @@ ARNs or tracebacks (7), and bodies not declared JSON refused with 415 in each di
 
 from __future__ import annotations
 
-import boto3
 import httpx
 import orjson
 import pytest
-from botocore.stub import Stubber
 from huggingface_hub import InferenceClient
 
-from llm_gateway.app import create_app
-from llm_gateway.config import Settings
 from llm_gateway.emulator.wire import ACCOUNT
-from llm_gateway.local import BackgroundServer
-from llm_gateway.transport.sagemaker import SageMakerRuntime
-from tests.conftest import gateway_config, sse_events
+from tests.conftest import sse_events
 
 HI = [{"role": "user", "content": "Hello there"}]
 CHAT = {"messages": HI, "max_tokens": 3}
@@ -113,31 +107,17 @@ def test_container_tracebacks_and_html_are_not_relayed(client, faulty, status):
             assert "<html>" not in r.text and "'faulty'" in r.text
 
 
-def test_sagemaker_access_denied_hides_the_role_arn():
-    client = boto3.client("sagemaker-runtime", region_name="us-east-1")
-    stubber = Stubber(client)
-    message = (
-        f"User: arn:aws:sts::{ACCOUNT}:assumed-role/gw-role/fn is not authorized to perform: "
-        f"sagemaker:InvokeEndpoint on resource: arn:aws:sagemaker:us-east-1:{ACCOUNT}:endpoint/x"
-    )
-    for _ in range(2):
-        stubber.add_client_error(
-            "invoke_endpoint", "AccessDeniedException", message, http_status_code=400
-        )
-    stubber.activate()
-    app = create_app(gateway_config(), Settings(), SageMakerRuntime(Settings(), client))
-    server = BackgroundServer(app).start()
-    try:
-        r = httpx.post(f"{server.url}/generate", json=GEN, timeout=10)
-        assert r.status_code == 502
-        assert r.json() == {
-            "error": "The gateway is not allowed to call model 'tgi3' (AccessDeniedException)",
-            "error_type": "upstream",
-        }
-        r = httpx.post(f"{server.url}/v1/completions", json={"prompt": "x"}, timeout=10)
-        assert_clean(r.text)
-    finally:
-        server.stop()
+def test_sagemaker_access_denied_hides_the_role_arn(client, faulty):
+    faulty(faults=[{"kind": "access_denied"}])
+    r = client.post("/models/faulty/generate", json=GEN)
+    assert r.status_code == 502
+    assert r.json() == {
+        "error": "The gateway is not allowed to call model 'faulty' (AccessDeniedException)",
+        "error_type": "upstream",
+    }
+    r = client.post("/models/faulty/v1/completions", json={"prompt": "x"})
+    assert r.status_code == 502
+    assert_clean(r.text)
 
 
 # -- 9. Bodies not declared JSON: 415 in each dialect's shape --------------------------------

@@ -23,6 +23,7 @@ SAGEMAKER_ERRORS = (
     "internal_failure",  # 500 InternalFailure
     "service_unavailable",  # 503 ServiceUnavailable
     "internal_dependency",  # 530 InternalDependencyException
+    "access_denied",  # 400 AccessDeniedException naming the caller's role ARN
 )
 # Failures inside a stream, at token ``at_token`` (0 = before the first token).
 STREAM_FAULTS = (
@@ -43,6 +44,7 @@ FaultKind = Literal[
     "internal_failure",
     "service_unavailable",
     "internal_dependency",
+    "access_denied",
     "tgi_error_event",
     "model_stream_error",
     "internal_stream_failure",

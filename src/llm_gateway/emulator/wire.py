@@ -39,6 +39,14 @@ SAGEMAKER_ERROR_KINDS: dict[str, tuple[str, int, str]] = {
         "Service is unavailable. Try your call again.",
     ),
     "internal_dependency": ("InternalDependencyException", 530, "An internal dependency failed."),
+    # What an execution role without sagemaker:InvokeEndpoint gets (it names the role's ARN).
+    "access_denied": (
+        "AccessDeniedException",
+        400,
+        f"User: arn:aws:sts::{ACCOUNT}:assumed-role/gateway-role/gateway is not authorized to "
+        f"perform: sagemaker:InvokeEndpoint on resource: "
+        f"arn:aws:sagemaker:us-east-1:{ACCOUNT}:endpoint/faulty-endpoint",
+    ),
 }
 
 
