@@ -19,6 +19,7 @@ from llm_gateway.config import Settings
 from llm_gateway.emulator import Emulator, EndpointSpec
 from llm_gateway.emulator.spec import Fault
 from tests.conftest import gateway_config
+from tests.test_emulator_openai import WEATHER  # one tool for the emulator and the relay
 
 ENDPOINTS: dict[str, dict[str, Any]] = {
     "oa-vllm": {"server": "vllm", "model_id": "Qwen/Qwen3-4B"},
@@ -42,18 +43,6 @@ MODELS: list[dict[str, Any]] = [
         "defaults": {"max_new_tokens": 4},
     },
 ]
-WEATHER: dict[str, Any] = {
-    "type": "function",
-    "function": {
-        "name": "get_weather",
-        "description": "Weather in a city",
-        "parameters": {
-            "type": "object",
-            "properties": {"city": {"type": "string"}, "days": {"type": "integer"}},
-            "required": ["city", "days"],
-        },
-    },
-}
 HI = [{"role": "user", "content": "Hi"}]
 
 

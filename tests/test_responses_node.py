@@ -16,7 +16,8 @@ from typing import Any
 NODE_DIR = Path(__file__).parent / "node"
 
 
-def test_node_clients(gateway: str, faulty: Any) -> None:
+def run_node_suite(gateway: str, faulty: Any) -> None:
+    """``node --test responses.test.mjs`` against ``gateway``; all 10 tests must pass."""
     node = shutil.which("node")
     assert node, "Node.js is needed for the Node client tests"
     assert (NODE_DIR / "node_modules" / "openai").is_dir(), (
@@ -36,6 +37,10 @@ def test_node_clients(gateway: str, faulty: Any) -> None:
     assert "fail 0" in run.stdout and "pass 10" in run.stdout, run.stdout
 
 
+def test_node_clients(gateway: str, faulty: Any) -> None:
+    run_node_suite(gateway, faulty)
+
+
 def test_node_clients_against_a_vllm_model(start_gateway: Any, emulator: Any, faulty: Any) -> None:
     """The same Node suite, unchanged, with its model served by a vLLM-like endpoint
     (``backend: openai``): clients cannot tell the container apart (issue 13)."""
@@ -47,19 +52,8 @@ def test_node_clients_against_a_vllm_model(start_gateway: Any, emulator: Any, fa
     )
     models = [m for m in MODELS if m["name"] != "tgi3"]
     models.append({"name": "tgi3", "endpoint": "node-vllm-endpoint", "backend": "openai"})
-    url = start_gateway(gateway_config(models))
-    node = shutil.which("node")
-    assert node
-    faulty(faults=[{"kind": "model_stream_error", "at_token": 2, "streaming_only": True}])
-    run = subprocess.run(
-        [node, "--test", "--test-reporter=spec", "responses.test.mjs"],
-        cwd=NODE_DIR,
-        env={**os.environ, "GATEWAY_URL": url},
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
-    emulator.endpoints.pop("node-vllm-endpoint", None)
-    assert run.returncode == 0, run.stdout + run.stderr
+    try:
+        run_node_suite(start_gateway(gateway_config(models)), faulty)
+    finally:
+        emulator.endpoints.pop("node-vllm-endpoint", None)
     assert emulator.stats_for("node-vllm-endpoint").requests >= 8  # the vLLM endpoint answered
-    assert "fail 0" in run.stdout and "pass 10" in run.stdout, run.stdout

@@ -297,7 +297,6 @@ class GenerationService:
     ) -> GenerationResult:
         """A buffered generation; past ``deadline`` it fails with 504 ``timeout`` (the blocking
         call cannot be interrupted, so its thread finishes in the background)."""
-        upstream = self.upstreams[request.model.name]
         self.in_flight.acquire()
         try:
             gate, settlement = self._admit(

@@ -49,13 +49,7 @@ def _fields(data: dict[str, Any], status: int | None) -> tuple[str, int | None, 
     """(message, code, param) of any of the shapes, or None when it is none of them."""
     error = data.get("error")
     if isinstance(error, dict) and isinstance(error.get("message"), str):
-        code = error.get("code")
-        param = error.get("param")
-        return (
-            error["message"],
-            code if isinstance(code, int) else status,
-            param if isinstance(param, str) else None,
-        )
+        return _described(error, status)
     if isinstance(error, str):  # LMI's {"error": "...", "code": N}
         code = data.get("code")
         match = _ERROR_INFO.search(error)
@@ -63,14 +57,19 @@ def _fields(data: dict[str, Any], status: int | None) -> tuple[str, int | None, 
             return match["message"], int(match["code"]), None
         return error, code if isinstance(code, int) else status, None
     if isinstance(data.get("message"), str) and ("code" in data or data.get("object") == "error"):
-        code = data.get("code")
-        param = data.get("param")
-        return (
-            data["message"],
-            code if isinstance(code, int) else status,
-            param if isinstance(param, str) else None,
-        )
+        return _described(data, status)
     return None
+
+
+def _described(error: dict[str, Any], status: int | None) -> tuple[str, int | None, str | None]:
+    """(message, code, param) of an object with ``message`` and optional ``code``/``param``:
+    vLLM's nested ``error`` object and the flat vLLM/SGLang body alike."""
+    code, param = error.get("code"), error.get("param")
+    return (
+        str(error["message"]),
+        code if isinstance(code, int) else status,
+        param if isinstance(param, str) else None,
+    )
 
 
 def _loads(text: str | bytes) -> dict[str, Any] | None:
