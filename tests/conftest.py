@@ -19,6 +19,7 @@ from llm_gateway.config import Settings
 from llm_gateway.config.loader import parse_config
 from llm_gateway.emulator import Emulator, EndpointSpec
 from llm_gateway.local import BackgroundServer, use_emulator
+from tests.observed import Stdout
 
 # Emulated endpoints used across the suite (no pacing: tests must be fast).
 ENDPOINTS: dict[str, dict[str, Any]] = {
@@ -147,3 +148,9 @@ def sse_events(body: bytes) -> list[bytes]:
             if line.startswith(b"data:"):
                 out.append(line[5:].removeprefix(b" "))
     return out
+
+
+@pytest.fixture
+def out(capsys: pytest.CaptureFixture[str]) -> Stdout:
+    """What the gateway wrote to stdout (EMF documents, log lines), by request id."""
+    return Stdout(capsys)

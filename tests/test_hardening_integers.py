@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.test_observability import Stdout, metrics_of
+from tests.observed import Stdout, metrics_of
 
 HI = [{"role": "user", "content": "Hi"}]
 U32, I32, I64, U64 = 2**32, 2**31, 2**63, 2**64

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import time
 
 import httpx
 import orjson
@@ -11,63 +10,9 @@ import pytest
 
 from llm_gateway.config import Settings
 from tests.conftest import gateway_config, sse_events
+from tests.observed import metrics_of
 
 GEN = {"inputs": "Hello there", "parameters": {"max_new_tokens": 5, "details": True}}
-
-
-class Stdout:
-    """Accumulates captured stdout and finds the EMF documents and log lines of a request."""
-
-    def __init__(self, capsys):
-        self.capsys = capsys
-        self.lines: list[dict] = []
-
-    def _read(self):
-        for line in self.capsys.readouterr().out.splitlines():
-            if line.startswith("{"):
-                try:
-                    self.lines.append(json.loads(line))
-                except ValueError:
-                    pass
-
-    def emf(self, request_id: str, timeout: float = 3.0) -> dict:
-        return self._wait(lambda d: "_aws" in d and d.get("request_id") == request_id, timeout)
-
-    def log(self, request_id: str, timeout: float = 3.0) -> dict:
-        return self._wait(
-            lambda d: d.get("message") == "request" and d.get("request_id") == request_id, timeout
-        )
-
-    def _wait(self, match, timeout: float) -> dict:
-        deadline = time.monotonic() + timeout
-        while True:
-            self._read()
-            found = [d for d in self.lines if match(d)]
-            if found:
-                return found[-1]
-            if time.monotonic() > deadline:
-                raise AssertionError(f"no matching line in {len(self.lines)} captured lines")
-            time.sleep(0.02)
-
-    def text(self) -> str:
-        self._read()
-        return "\n".join(json.dumps(d) for d in self.lines)
-
-
-@pytest.fixture
-def out(capsys):
-    return Stdout(capsys)
-
-
-def metrics_of(doc: dict) -> dict[str, tuple[float, str]]:
-    (directive,) = doc["_aws"]["CloudWatchMetrics"]
-    return {
-        m["Name"]: (
-            doc[m["Name"]][0] if isinstance(doc[m["Name"]], list) else doc[m["Name"]],
-            m["Unit"],
-        )
-        for m in directive["Metrics"]
-    }
 
 
 def test_buffered_request_metrics_and_log(client, out):
