@@ -94,13 +94,35 @@ def test_a_passing_fault_is_retried_before_the_first_byte(client, faulty, emulat
 
 
 def test_tgi_overloaded_behind_model_error_is_retried(client, faulty, emulator):
+    """TGI answers "overloaded" before it queues anything, so a retry cannot bill twice: every
+    attempt is made, and the last one's answer stands."""
     overloaded = orjson.dumps({"error": "Model is overloaded", "error_type": "overloaded"}).decode()
     faulty(faults=[{"kind": "model_error", "status": 429, "message": overloaded}])
+    before = emulator.stats_for("faulty-endpoint").requests
     r = client.post("/models/faulty/generate", json=GEN)
     assert r.status_code == 429 and r.json() == {
         "error": "Model is overloaded",
         "error_type": "overloaded",
     }
+    assert emulator.stats_for("faulty-endpoint").requests - before == 3  # every attempt made
+
+
+def test_tgi_overloaded_once_is_answered_by_the_retry(client, faulty, emulator):
+    overloaded = orjson.dumps({"error": "Model is overloaded", "error_type": "overloaded"}).decode()
+    faulty(faults=[{"kind": "model_error", "status": 429, "message": overloaded, "times": 1}])
+    before = emulator.stats_for("faulty-endpoint").requests
+    r = client.post("/models/faulty/generate", json=GEN)
+    assert r.status_code == 200 and r.json()["generated_text"]
+    assert emulator.stats_for("faulty-endpoint").requests - before == 2
+
+
+def test_other_model_errors_are_not_retried(client, faulty, emulator):
+    """A 424 may have generated tokens: retrying it could bill the generation twice."""
+    failed = orjson.dumps({"error": "CUDA out of memory", "error_type": "generation"}).decode()
+    faulty(faults=[{"kind": "model_error", "status": 424, "message": failed}])
+    before = emulator.stats_for("faulty-endpoint").requests
+    assert client.post("/models/faulty/generate", json=GEN).status_code == 424
+    assert emulator.stats_for("faulty-endpoint").requests - before == 1
 
 
 def test_unknown_endpoint_names_the_model(client):

@@ -133,13 +133,11 @@ def test_info_reports_the_configuration_and_nothing_invented(start_gateway):
         {**MODELS[0], "tgi_version": "0.8.2"},
         {"name": "plain", "endpoint": "tgi3-endpoint"},
     ]
-    settings = Settings()
-    if hasattr(settings, "max_concurrent_requests"):
-        settings = Settings(max_concurrent_requests=17)  # type: ignore[call-arg]
+    settings = Settings(max_concurrent_requests=17)
     url = start_gateway(gateway_config(models), settings)
     info = httpx.get(f"{url}/info").json()
     assert info["version"] == "0.8.2"
-    assert info["max_concurrent_requests"] == getattr(settings, "max_concurrent_requests", 128)
+    assert info["max_concurrent_requests"] == 17
     assert info["validation_workers"] is None
     assert info["router"] == "llm-gateway" and info["sha"] is None
     assert "3.3.6" not in str(info)

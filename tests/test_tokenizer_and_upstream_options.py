@@ -8,11 +8,12 @@ import boto3
 import httpx
 import orjson
 import pytest
-from moto import mock_aws
+from moto.server import ThreadedMotoServer
 from tokenizers import Tokenizer, models, pre_tokenizers, processors
 
 from llm_gateway.app import create_app
 from llm_gateway.config import ConfigError, Settings, load_config
+from tests.processes import free_port
 
 
 def write_tokenizer(path):
@@ -103,9 +104,16 @@ def test_inference_component_is_sent(start_gateway, emulator):
 
 
 def test_config_from_ssm(monkeypatch):
+    """Over real HTTP to moto's server (the suite's rule: no in-process AWS mocks)."""
     monkeypatch.setenv("AWS_DEFAULT_REGION", "eu-west-1")  # Lambda always sets a region
-    config = {"models": [{"name": "from-ssm", "endpoint": "e1"}]}
-    with mock_aws():
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
+    port = free_port()
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
+    server.start()
+    try:
+        monkeypatch.setenv("AWS_ENDPOINT_URL_SSM", f"http://127.0.0.1:{port}")
+        config = {"models": [{"name": "from-ssm", "endpoint": "e1"}]}
         ssm = boto3.client("ssm")
         ssm.put_parameter(Name="/llm-gateway/models", Value=json.dumps(config), Type="SecureString")
         loaded = load_config(env={"GATEWAY_CONFIG_SSM": "/llm-gateway/models"})
@@ -114,3 +122,5 @@ def test_config_from_ssm(monkeypatch):
             ConfigError, match="Cannot read configuration from SSM parameter /absent"
         ):
             load_config(env={"GATEWAY_CONFIG_SSM": "/absent"})
+    finally:
+        server.stop()

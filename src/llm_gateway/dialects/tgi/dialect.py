@@ -116,9 +116,8 @@ class TGIDialect:
 
     async def info(self, request: Request) -> Reply:
         model = self.ctx.model(_model_name(request))
-        # GATEWAY_MAX_CONCURRENT_REQUESTS: the gateway's cap, TGI's default when not set
-        cap = int(getattr(self.ctx.settings, "max_concurrent_requests", 128))
-        return JSONReply(info_body(model, cap))
+        # GATEWAY_MAX_CONCURRENT_REQUESTS: the gateway's cap (TGI's default, 128, when unset)
+        return JSONReply(info_body(model, self.ctx.settings.max_concurrent_requests))
 
     async def model_health(self, request: Request) -> Reply:
         self.ctx.model(_model_name(request))
