@@ -19,6 +19,7 @@ import pytest
 from llm_gateway.config import Settings
 from llm_gateway.emulator import Emulator, EndpointSpec
 from tests.conftest import MODELS, gateway_config, sse_events
+from tests.observed import metrics_of
 
 IC = "sleepy-ic-1"
 GEN = {"inputs": "Hello", "parameters": {"max_new_tokens": 3}}
@@ -169,3 +170,48 @@ def test_a_held_responses_stream_opens_with_response_created(start_gateway, asle
     assert first.startswith(b": waiting for the model to scale up\n\n")
     assert b"event: response.created\n" in first  # owed at once, before the model answers
     assert b"event: response.completed\n" in rest or b"event: response.incomplete\n" in rest
+
+
+def test_a_held_stream_whose_wait_runs_out_ends_with_one_error_event(start_gateway, asleep):
+    url = sleepy_gateway(
+        start_gateway,
+        asleep(60),
+        Settings(stream_commit_seconds=0.2, heartbeat_seconds=0.1),
+        wake={"wait_seconds": 0.8, "retry_seconds": 0.2},
+    )
+    with httpx.stream("POST", f"{url}/models/sleepy/generate_stream", json=GEN, timeout=30) as r:
+        assert r.status_code == 200  # committed while holding: the failure is an event
+        body = r.read()
+    assert body.startswith(b": waiting for the model to scale up\n\n")
+    events = [orjson.loads(e) for e in sse_events(body)]
+    assert len(events) == 1, events  # no token, exactly one error, then the end
+    assert events[0]["error_type"] == "unavailable"
+    assert "scaling up from zero" in events[0]["error"]
+    # The OpenAI dialect: the error event, then [DONE].
+    chat = {"model": "sleepy", "messages": [{"role": "user", "content": "Hi"}], "stream": True}
+    with httpx.stream("POST", f"{url}/v1/chat/completions", json=chat, timeout=30) as r:
+        body = r.read()
+    data = sse_events(body)
+    assert data[-1] == b"[DONE]" and len(data) == 2, data
+    assert orjson.loads(data[0])["error"]["code"] == "model_warming"
+
+
+def test_warming_waits_and_fallbacks_are_counted(start_gateway, asleep, out):
+    woken = sleepy_gateway(start_gateway, asleep(0.6), Settings(request_timeout=10.0))
+    r = httpx.post(f"{woken}/models/sleepy/generate", json=GEN, timeout=30)
+    assert r.status_code == 200
+    metrics = metrics_of(out.emf(r.headers["x-request-id"]))
+    assert metrics["WarmingWaits"] == (1.0, "Count")
+    assert metrics["WarmingWaitSeconds"][0] >= 0.5
+    assert "Fallbacks" not in metrics
+    assert out.log(r.headers["x-request-id"])["warming"] is True
+
+    fallback = sleepy_gateway(
+        start_gateway, asleep(60), Settings(), wake={"wait_seconds": 60, "fallback": "tgi3"}
+    )
+    r = httpx.post(f"{fallback}/models/sleepy/generate", json=GEN, timeout=30)
+    assert r.status_code == 200 and r.headers["x-llm-gateway-served-by"] == "tgi3"
+    metrics = metrics_of(out.emf(r.headers["x-request-id"]))
+    assert metrics["Fallbacks"] == (1.0, "Count")
+    assert metrics["WarmingWaits"] == (1.0, "Count")  # it found the primary asleep first
+    assert out.log(r.headers["x-request-id"])["served_by"] == "tgi3"

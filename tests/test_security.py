@@ -57,3 +57,24 @@ def test_key_extraction_and_comparison():
     assert presented_key(Headers({"authorization": "Basic abc"})) is None
     assert key_matches("k2", ("k1", "k2")) and not key_matches("k3", ("k1", "k2"))
     assert not key_matches(None, ("k1",)) and not key_matches("", ("k1",))
+
+
+def test_key_comparison_is_constant_time_against_every_key(monkeypatch):
+    """Every allowed key is compared with ``hmac.compare_digest`` (constant time per pair),
+    and the loop never stops at a match: where a key sits in the list cannot be timed."""
+    import hmac
+
+    real = hmac.compare_digest
+    compared: list[tuple[bytes, bytes]] = []
+
+    def counting(a: bytes, b: bytes) -> bool:
+        compared.append((a, b))
+        return real(a, b)
+
+    monkeypatch.setattr(hmac, "compare_digest", counting)
+    allowed = tuple(f"sk-key-number-{i:02d}-xxxxxxxx" for i in range(6))
+    for presented in (allowed[0], allowed[3], allowed[-1], "sk-not-a-key", ""):
+        compared.clear()
+        assert key_matches(presented, allowed) is (presented in allowed)
+        assert len(compared) == len(allowed)  # no early exit, whatever matched
+        assert {b for _, b in compared} == {k.encode() for k in allowed}
