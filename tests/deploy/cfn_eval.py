@@ -89,3 +89,53 @@ class Evaluator:
 def resolve(path: Path, **overrides: Any) -> dict[str, Any]:
     """The template as CloudFormation would create it with these parameter values."""
     return Evaluator(load_cfn(path), overrides).resolved()
+
+
+def refused_by(template: dict[str, Any], overrides: dict[str, Any]) -> set[str]:
+    """The Rules whose assertions fail for these parameter values, as CloudFormation checks
+    them before it creates anything: rule functions over the values as strings (a
+    CommaDelimitedList as a list of strings)."""
+    params: dict[str, Any] = {}
+    for name, spec in template.get("Parameters", {}).items():
+        value = overrides.get(name, spec.get("Default"))
+        if spec.get("Type") == "CommaDelimitedList":
+            params[name] = [item.strip() for item in str(value or "").split(",")]
+        else:
+            params[name] = "" if value is None else str(value)
+    unknown = set(overrides) - set(params)
+    assert not unknown, f"not parameters of the template: {unknown}"
+
+    def value(node: Any) -> Any:
+        if isinstance(node, list):
+            return [value(item) for item in node]
+        if not isinstance(node, dict):
+            return node if isinstance(node, str) else str(node).lower()
+        ((key, arg),) = node.items()
+        if key == "Ref":
+            return params[arg]
+        if key == "Fn::Equals":
+            left, right = value(arg)
+            return left == right
+        if key == "Fn::Not":
+            return not value(arg[0])
+        if key == "Fn::And":
+            assert 2 <= len(arg) <= 10, node  # CloudFormation's bounds
+            return all(value(item) for item in arg)
+        if key == "Fn::Or":
+            assert 2 <= len(arg) <= 10, node
+            return any(value(item) for item in arg)
+        if key == "Fn::Contains":
+            choices, item = value(arg)
+            return item in choices
+        if key == "Fn::EachMemberEquals":
+            items, item = value(arg)
+            return all(member == item for member in items)
+        raise AssertionError(f"{key} is not a rule function")  # e.g. Fn::Join, Fn::FindInMap
+
+    refused = set()
+    for name, rule in template.get("Rules", {}).items():
+        if "RuleCondition" in rule and not value(rule["RuleCondition"]):
+            continue
+        if not all(value(a["Assert"]) for a in rule["Assertions"]):
+            refused.add(name)
+    return refused

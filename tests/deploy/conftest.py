@@ -54,8 +54,19 @@ def run(args: list[str], *, timeout: float = 300, **kwargs: Any) -> subprocess.C
 
 @functools.cache
 def transformed(**overrides: str) -> dict[str, Any]:
-    """template.yaml after AWS::LanguageExtensions and the SAM transform, for these parameters."""
-    args = [tool("python"), str(ROOT / "scripts" / "sam_transform.py")]
+    """template.yaml after AWS::LanguageExtensions and the SAM transform, for these parameters
+    (conditions decided, the nested endpoint's outputs answered: scripts/sam_transform.py)."""
+    return _render(TEMPLATE, overrides)
+
+
+@functools.cache
+def rendered_endpoint(**overrides: str) -> dict[str, Any]:
+    """endpoint/template.yaml as CloudFormation creates it for these parameters."""
+    return _render(ENDPOINT_TEMPLATE, overrides)
+
+
+def _render(template: Path, overrides: dict[str, str]) -> dict[str, Any]:
+    args = [tool("python"), str(ROOT / "scripts" / "sam_transform.py"), "--template", str(template)]
     args += [f"{name}={value}" for name, value in sorted(overrides.items())]
     result = run(args, timeout=120)
     assert result.returncode == 0, result.stderr

@@ -13,7 +13,7 @@ import pytest
 from llm_gateway.config.loader import parse_config
 from llm_gateway.config.schema import ModelConfig
 from tests.deploy.cfn_eval import Evaluator, resolve
-from tests.deploy.conftest import ENDPOINT_TEMPLATE, load_cfn
+from tests.deploy.conftest import ENDPOINT_TEMPLATE, load_cfn, rendered_endpoint
 
 IC = "inference-component"
 SECRET = "{{resolve:secretsmanager:hf-token}}"
@@ -207,7 +207,13 @@ def test_ami_and_health_check_can_be_set():
 
 
 def test_inference_component_mode_resources():
-    template = stack(HostingMode=IC, MaxCopies=2, MaxInstanceCount=3, ScaleInIdleSeconds=1200)
+    template = stack(
+        HostingMode=IC,
+        MaxCopies=2,
+        MaxInstanceCount=4,
+        CopyScaleInCooldownSeconds=1200,
+        InstanceScaleInCooldownMinutes=30,
+    )
     assert kinds(template) == {
         "ExecutionRole": "AWS::IAM::Role",
         "Model": "AWS::SageMaker::Model",
@@ -230,7 +236,10 @@ def test_inference_component_mode_resources():
     assert production["ManagedInstanceScaling"] == {
         "Status": "ENABLED",
         "MinInstanceCount": 0,
-        "MaxInstanceCount": 3,
+        "MaxInstanceCount": 4,
+        # set explicitly: instances without a copy are released, 30 minutes after the last
+        # endpoint operation
+        "ScaleInPolicy": {"Strategy": "IDLE_RELEASE", "CooldownInMinutes": 30},
     }
     assert production["RoutingConfig"] == {"RoutingStrategy": "LEAST_OUTSTANDING_REQUESTS"}
     assert production["InitialInstanceCount"] == 1
@@ -270,7 +279,9 @@ def test_inference_component_mode_resources():
     assert config["PredefinedMetricSpecification"]["PredefinedMetricType"] == (
         "SageMakerInferenceComponentConcurrentRequestsPerCopyHighResolution"
     )
-    assert config["ScaleInCooldown"] == 1200  # the idle-time parameter
+    # the time between two copy removals, which is all ScaleInCooldown is (it adds nothing
+    # before the first one, so none before 1 -> 0)
+    assert config["ScaleInCooldown"] == 1200
     assert "DisableScaleIn" not in config
 
     # 0 -> 1: the step policy, fired by one no-capacity failure
@@ -312,8 +323,26 @@ def test_component_copies_can_stay_warm_and_the_logs_are_allowed():
     assert spec["ComputeResourceRequirements"]["MinMemoryRequiredInMb"] == 32768
     role = props(template, "ExecutionRole")
     statements = {s["Sid"]: s for p in role["Policies"] for s in p["PolicyDocument"]["Statement"]}
-    logs = json.dumps(statements["EndpointLogs"]["Resource"])
-    assert "/aws/sagemaker/InferenceComponents/${EndpointName}-ic:*" in logs
+    logs = [r["Fn::Sub"] for r in statements["EndpointLogs"]["Resource"]]
+    group = "arn:${AWS::Partition}:logs:${AWS::Region}:${AWS::AccountId}:log-group:"
+    # the log group itself (CreateLogGroup, DescribeLogStreams) and its streams
+    assert logs == [
+        f"{group}/aws/sagemaker/Endpoints/${{EndpointName}}",
+        f"{group}/aws/sagemaker/Endpoints/${{EndpointName}}:*",
+        f"{group}/aws/sagemaker/InferenceComponents/${{EndpointName}}-ic",
+        f"{group}/aws/sagemaker/InferenceComponents/${{EndpointName}}-ic:*",
+    ]
+
+
+@pytest.mark.parametrize(
+    ("instance", "num_gpus", "gpus"),
+    [("ml.g5.12xlarge", 4, 4), ("ml.g5.48xlarge", 2, 8), ("ml.g6.2xlarge", 1, 1)],
+)
+def test_gpu_memory_alarm_divides_by_the_instances_gpus(instance, num_gpus, gpus):
+    """GPUMemoryUtilization sums over every GPU of the instance, whatever the model uses."""
+    template = rendered_endpoint(InstanceType=instance, NumGpus=str(num_gpus))
+    (per_gpu,) = [m for m in props(template, "GpuMemoryAlarm")["Metrics"] if m["Id"] == "perGpu"]
+    assert per_gpu["Expression"] == f"gpumem / {gpus}"
 
 
 def test_component_name_fits_sagemakers_limit():

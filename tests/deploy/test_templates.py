@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import re
 import tomllib
 
 import pytest
 
+from tests.deploy.cfn_eval import refused_by
 from tests.deploy.conftest import ENDPOINT_TEMPLATE, ROOT, TEMPLATE, load_cfn, run, tool
 
 SAMCONFIG = tomllib.loads((ROOT / "samconfig.toml").read_text(encoding="utf-8"))
@@ -147,6 +149,15 @@ def test_scale_to_zero_environment():
     overrides = SAMCONFIG["endpoint-zero"]["deploy"]["parameters"]["parameter_overrides"]
     assert 'HostingMode="inference-component"' in overrides
     assert 'MinCopies="0"' in overrides
+
+
+@pytest.mark.parametrize("environment", sorted(ENVIRONMENTS))
+def test_samconfig_environments_pass_the_rules(environment):
+    """Every environment deploys: its parameters pass the template's Rules."""
+    overrides = SAMCONFIG[environment]["deploy"]["parameters"]["parameter_overrides"]
+    values = dict(re.findall(r'(\w+)="([^"]*)"', overrides))
+    template = load_cfn(ROOT / ENVIRONMENTS[environment])
+    assert refused_by(template, values) == set()
 
 
 @pytest.mark.parametrize("environment", ["endpoint-dev", "endpoint-prod", "endpoint-zero"])

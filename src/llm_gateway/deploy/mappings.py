@@ -18,6 +18,12 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Final
 
+from llm_gateway.deploy.capacity import (
+    render_endpoint_rules,
+    render_gateway_rules,
+    render_gpu_mapping,
+    render_instance_types,
+)
 from llm_gateway.deploy.image_uri import (
     CONTAINERS,
     FRAMEWORKS,
@@ -140,9 +146,27 @@ def _version_block(container: str) -> Callable[[str], str]:
     return lambda indent: render_version_parameter(container, indent)
 
 
+#: The generated blocks of endpoint/template.yaml.
 BLOCKS: Final[dict[str, Callable[[str], str]]] = {
     "mappings": render_mappings,
     **{f"{container}-version": _version_block(container) for container in CONTAINERS},
+    "instance-types": render_instance_types,
+    "instance-gpus": render_gpu_mapping,
+    "rules": render_endpoint_rules,
+}
+
+
+def render_client_urls_code(indent: str) -> str:
+    """client_urls.py as the InlineCode of template.yaml's ClientUrlsFunction."""
+    code = (Path(__file__).parent / "client_urls.py").read_text(encoding="utf-8")
+    return "\n".join(f"{indent}{line}" if line else "" for line in code.rstrip("\n").split("\n"))
+
+
+#: The generated blocks of template.yaml (the nested endpoint's parameters, the inline code).
+GATEWAY_BLOCKS: Final[dict[str, Callable[[str], str]]] = {
+    "nested-instance-types": lambda indent: render_instance_types(indent, empty=True),
+    "nested-rules": render_gateway_rules,
+    "client-urls": render_client_urls_code,
 }
 
 
@@ -154,9 +178,9 @@ def _block_re(name: str) -> re.Pattern[str]:
     )
 
 
-def render_template(text: str) -> str:
+def render_template(text: str, blocks: dict[str, Callable[[str], str]] = BLOCKS) -> str:
     """``text`` with every generated block rewritten from the registry data."""
-    for name, render in BLOCKS.items():
+    for name, render in blocks.items():
         pattern = _block_re(name)
         match = pattern.search(text)
         if match is None:
@@ -167,10 +191,10 @@ def render_template(text: str) -> str:
     return text
 
 
-def update_template(path: Path) -> bool:
+def update_template(path: Path, blocks: dict[str, Callable[[str], str]] = BLOCKS) -> bool:
     """Rewrite the generated blocks of ``path``; True if the file changed."""
     old = path.read_text(encoding="utf-8")
-    new = render_template(old)
+    new = render_template(old, blocks)
     if new != old:
         path.write_text(new, encoding="utf-8")
     return new != old
