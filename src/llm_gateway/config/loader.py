@@ -121,6 +121,33 @@ def config_source(env: Mapping[str, str], path: str | None = None) -> str | None
 
 def load_config(path: str | None = None, env: Mapping[str, str] | None = None) -> GatewayConfig:
     env = os.environ if env is None else env
+    return with_jwt_env(_load(path, env), env)
+
+
+def with_jwt_env(config: GatewayConfig, env: Mapping[str, str]) -> GatewayConfig:
+    """``GATEWAY_JWT_ISSUER``, ``GATEWAY_JWT_AUDIENCE`` (comma-separated) and
+    ``GATEWAY_JWT_CLIENT_ID`` set ``auth.jwt``'s fields over the file's (SPEC §4), so a stack
+    parameter can turn sign-in on without a models file change."""
+    names = {
+        "issuer": "GATEWAY_JWT_ISSUER",
+        "audience": "GATEWAY_JWT_AUDIENCE",
+        "client_id": "GATEWAY_JWT_CLIENT_ID",
+    }
+    overrides: dict[str, Any] = {
+        field: env[var].strip() for field, var in names.items() if env.get(var, "").strip()
+    }
+    if not overrides:
+        return config
+    if "audience" in overrides:
+        overrides["audience"] = [a.strip() for a in overrides["audience"].split(",") if a.strip()]
+    data = config.model_dump(exclude_unset=True)
+    auth = dict(data.get("auth") or {})
+    auth["jwt"] = {**(auth.get("jwt") or {}), **overrides}
+    data["auth"] = auth
+    return parse_config(data, "GATEWAY_JWT_* environment variables")
+
+
+def _load(path: str | None, env: Mapping[str, str]) -> GatewayConfig:
     if path:
         return load_config_file(path)
     if env.get("GATEWAY_CONFIG"):

@@ -4,10 +4,11 @@
   (timing, record, deadline) per request; ``x-request-id`` and ``Server-Timing`` on every
   response head; the record written out once the response has ended.
 - CORS (Starlette's, from the allow-list), so browsers can read the refusals below.
-- :class:`Guard`: API keys (``GATEWAY_API_KEYS``: ``x-api-key`` or ``Authorization: Bearer``,
-  compared in constant time; ``GET /health``, the chat page and CORS preflights are open; keys
-  are never logged, their ids are), bodies not declared JSON (415, before the body is read,
-  as TGI's axum extractor answers) and the body limit (``GATEWAY_MAX_BODY_BYTES``, 413).
+- :class:`Guard`: who is asking (:mod:`llm_gateway.http.auth`: API keys from
+  ``GATEWAY_API_KEYS``, signed-in users' JWTs under ``auth.jwt``; ``GET /health``, the chat
+  page and CORS preflights are open; keys and tokens are never logged, their ids are), bodies
+  not declared JSON (415, before the body is read, as TGI's axum extractor answers) and the
+  body limit (``GATEWAY_MAX_BODY_BYTES``, 413).
 - :class:`ErrorBoundary`: an unexpected exception is still answered inside the request
   context (JSON in the route's dialect, request id, timing, a log line, ``ErrorRate``).
 
@@ -18,20 +19,26 @@ untouched and a client hanging up still reaches the route.
 from __future__ import annotations
 
 import hashlib
-import hmac
 import logging
 import re
 import time
 import uuid
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable
 
 from starlette.datastructures import Headers, MutableHeaders
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from llm_gateway.config.schema import JwtConfig
 from llm_gateway.config.settings import Settings
-from llm_gateway.core.errors import ErrorKind, GatewayError
+from llm_gateway.core.errors import (
+    GatewayError,
+    internal_error,
+    payload_too_large,
+    unsupported_media_type,
+)
+from llm_gateway.http.auth import Authenticator, matching_key_id
 from llm_gateway.http.deadline import compute_deadline
-from llm_gateway.http.errors import DialectRouting, internal_error
+from llm_gateway.http.errors import DialectRouting
 from llm_gateway.http.state import RequestState, set_request_state
 from llm_gateway.http.timing import Timing
 from llm_gateway.observability.observer import Observer
@@ -46,33 +53,8 @@ OPEN_PREFIXES = ("/ui/",)
 _JSON_TYPE = re.compile(r"^application/(?:[\w.+-]+\+)?json$")
 
 
-def _auth_error() -> GatewayError:
-    return GatewayError(
-        "Missing or invalid API key: send it as `x-api-key` or `Authorization: Bearer <key>`",
-        status=401,
-        error_type="authentication",
-        kind=ErrorKind.AUTH,
-    )
-
-
-def _too_large(limit: int) -> GatewayError:
-    return GatewayError(
-        f"Request body is larger than the limit of {limit} bytes",
-        status=413,
-        error_type="payload_too_large",
-        kind=ErrorKind.CLIENT,
-    )
-
-
-def _not_json(content_type: str | None) -> GatewayError:
-    declared = f"`{content_type}`" if content_type else "none"
-    return GatewayError(
-        "Expected request with `Content-Type: application/json` (the body was declared as "
-        f"{declared})",
-        status=415,
-        error_type="unsupported_media_type",
-        kind=ErrorKind.CLIENT,
-    )
+_too_large = payload_too_large
+_not_json = unsupported_media_type
 
 
 def presented_key(headers: Headers) -> str | None:
@@ -105,18 +87,6 @@ def key_id(entry: str) -> tuple[str, str]:
 def key_matches(key: str | None, allowed: tuple[str, ...]) -> bool:
     """Constant-time comparison against every allowed key (no early exit on a match)."""
     return matching_key_id(key, {k: k for k in allowed}) is not None
-
-
-def matching_key_id(key: str | None, ids_by_key: Mapping[str, str]) -> str | None:
-    """The id of the allowed key ``key`` equals, compared in constant time against all."""
-    if key is None:
-        return None
-    candidate = key.encode()
-    found: str | None = None
-    for allowed_key, identity in ids_by_key.items():
-        if hmac.compare_digest(candidate, allowed_key.encode()):
-            found = identity
-    return found
 
 
 def _expects_json_body(scope: Scope, headers: Headers) -> bool:
@@ -168,36 +138,40 @@ class RequestContext:
 
 
 class Guard:
-    """Inside CORS (so browsers can read its refusals): API keys, JSON bodies, body limit."""
+    """Inside CORS (so browsers can read its refusals): credentials, JSON bodies, body limit."""
 
-    def __init__(self, app: ASGIApp, settings: Settings, routing: DialectRouting) -> None:
+    def __init__(
+        self,
+        app: ASGIApp,
+        settings: Settings,
+        routing: DialectRouting,
+        jwt: JwtConfig | None = None,
+    ) -> None:
         self.app = app
         self.settings = settings
         self.routing = routing
         self.ids_by_key = {key: name for name, key in map(key_id, settings.api_keys)}
+        self.auth = Authenticator(self.ids_by_key, jwt)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        error = self._reject(scope, Headers(scope=scope))
+        headers = Headers(scope=scope)
+        error = await self._authenticate(scope, headers) or self._reject(scope, headers)
         if error is not None:
             await self.routing.render(scope, error)(scope, receive, send)
             return
         await self.app(scope, self._limited(receive), send)
 
+    async def _authenticate(self, scope: Scope, headers: Headers) -> GatewayError | None:
+        path = scope["path"]
+        if path in OPEN_PATHS or path.startswith(OPEN_PREFIXES) or scope["method"] == "OPTIONS":
+            return None
+        return await self.auth.check(scope, headers, scope["state"]["gateway"])
+
     def _reject(self, scope: Scope, headers: Headers) -> GatewayError | None:
         settings = self.settings
-        path = scope["path"]
-        is_open = path in OPEN_PATHS or path.startswith(OPEN_PREFIXES)
-        if self.ids_by_key and not is_open and scope["method"] != "OPTIONS":
-            identity = matching_key_id(presented_key(headers), self.ids_by_key)
-            if identity is None:
-                return _auth_error()
-            state = scope["state"]["gateway"]
-            state.key_id = identity
-            if state.record.api_key_id is None:  # API Gateway's key id wins when present
-                state.record.api_key_id = identity
         if not _expects_json_body(scope, headers):
             return _not_json(headers.get("content-type"))
         length = headers.get("content-length")

@@ -27,6 +27,11 @@ class RequestState:
     deadline: float | None = None  # time.monotonic() value; see llm_gateway.http.deadline
     key_id: str | None = None  # the API key's id (never the key), when keys are checked here
     caller: Caller | None = None  # set by the route: work owed once the response has ended
+    # A signed-in user (a verified token): ids without prefixes, and the models the token
+    # allows (None: any). Set by the Guard (llm_gateway.http.auth).
+    user: str | None = None
+    tenant: str | None = None
+    models: frozenset[str] | None = None
 
 
 def request_state(scope: MutableMapping[str, Any]) -> RequestState:
