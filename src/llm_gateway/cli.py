@@ -16,8 +16,12 @@ if TYPE_CHECKING:
     from llm_gateway.config.schema import GatewayConfig
 
 
-def _banner(url: str, backend: str, models: list[str], keys: bool, ui: bool = False) -> str:
+def _banner(
+    url: str, backend: str, models: list[str], keys: bool, ui: bool = False, users: bool = False
+) -> str:
     auth = ' -H "x-api-key: $GATEWAY_KEY"' if keys else ""
+    if users and not keys:  # auth.jwt: nothing is anonymous any more
+        auth = ' -H "Authorization: Bearer $TOKEN"'
     generate = shlex.quote(
         '{"inputs": "What does a gateway do?", "parameters": {"max_new_tokens": 40}}'
     )
@@ -121,20 +125,82 @@ def _budget_store(config: GatewayConfig, env: MutableMapping[str, str]) -> str |
     return f"table {table} in an embedded DynamoDB-compatible store (in memory) at {url}"
 
 
+# serve --sign-in with the demo models: each signed-in user's budget (budgets.user_default).
+DEMO_USER_BUDGET = {"tokens_per_minute": 20_000, "tokens_per_day": 200_000}
+
+
+def _sign_in(
+    args: argparse.Namespace, config: GatewayConfig, demo: bool
+) -> tuple[GatewayConfig, str | None]:
+    """``--sign-in``: start the OpenID Connect TEST provider and make ``auth.jwt`` name it
+    (issuer, the page's registered client as audience and ``client_id``, ``tenant`` claim);
+    with the demo models, each user also gets a budget. Returns the config and the banner's
+    lines about it."""
+    if not args.sign_in:
+        return config, None
+    from llm_gateway.config.loader import parse_config
+    from llm_gateway.local import TENANT_CLAIM, TEST_USERS, start_test_issuer
+
+    try:
+        issuer = start_test_issuer(f"http://{args.host}:{args.port}/ui/")
+    except RuntimeError as exc:
+        raise SignInError(str(exc)) from exc
+    data = config.model_dump(exclude_unset=True)
+    replaced = bool((data.get("auth") or {}).get("jwt"))
+    data["auth"] = {
+        **(data.get("auth") or {}),
+        "jwt": {
+            "issuer": issuer.issuer,
+            "audience": [issuer.client_id],
+            "client_id": issuer.client_id,
+            "tenant_claim": TENANT_CLAIM,
+        },
+    }
+    budget = demo and "budgets" not in data
+    if budget:  # in the embedded DynamoDB-compatible store, so the page shows what is left
+        data["budgets"] = {"user_default": DEMO_USER_BUDGET}
+    config = parse_config(data, "the --sign-in test provider's settings")
+    users = ", ".join(f"{sub} ({claims[TENANT_CLAIM]})" for sub, claims in TEST_USERS.items())
+    lines = [
+        f"Sign-in: TEST OpenID Connect provider (oidc-provider-mock: anyone signs in as anyone;"
+        f" never for real users) at {issuer.issuer}",
+        f"  auth.jwt: issuer {issuer.issuer}, audience and client_id {issuer.client_id}"
+        + (" (replacing the models file's auth.jwt)" if replaced else ""),
+        f"  Open http://{args.host}:{args.port}/ui/, press Sign in, pick or type a user: {users}",
+        "  The API now wants a user's token ($TOKEN below: the ID token, which the page keeps "
+        "in sessionStorage) or a GATEWAY_API_KEYS key",
+        *(
+            [
+                f"  Each user may use {DEMO_USER_BUDGET['tokens_per_minute']:,} tokens a minute "
+                f"and {DEMO_USER_BUDGET['tokens_per_day']:,} a day (budgets.user_default)"
+            ]
+            if budget
+            else []
+        ),
+    ]
+    return config, "\n".join(lines)
+
+
+class SignInError(Exception):
+    """``--sign-in`` cannot start its test provider (e.g. the optional dependency is missing)."""
+
+
 def serve(args: argparse.Namespace) -> int:
     from botocore.exceptions import NoRegionError
 
     from llm_gateway.app import create_app
-    from llm_gateway.config import ConfigError, Settings, SettingsError
+    from llm_gateway.config import ConfigError, Settings, SettingsError, config_source
 
     env = os.environ
     _local_switches(args, env)
     try:
         settings = Settings.from_env()
         config, backend = _models(args, env)
+        demo = config_source(env, args.config) is None
+        config, sign_in = _sign_in(args, config, demo)
         budgets = _budget_store(config, env)
         app = create_app(config, settings)
-    except (ConfigError, SettingsError) as exc:
+    except (ConfigError, SettingsError, SignInError) as exc:
         print(f"llm-gateway: {exc}", file=sys.stderr)
         return 2
     except NoRegionError:
@@ -142,9 +208,12 @@ def serve(args: argparse.Namespace) -> int:
         return 2
     url = f"http://{args.host}:{args.port}"
     models = [m.name + (" (default)" if m is config.default else "") for m in config.models]
-    banner = _banner(url, backend, models, bool(settings.api_keys), settings.ui)
+    signed_in = config.auth is not None and config.auth.jwt is not None
+    banner = _banner(url, backend, models, bool(settings.api_keys), settings.ui, signed_in)
     if budgets is not None:
         banner = banner.replace("\nTry it:", f"\nBudgets: {budgets}\nTry it:", 1)
+    if sign_in is not None:
+        banner = banner.replace("\nTry it:", f"\n{sign_in}\nTry it:", 1)
     _run(app, args, banner)
     return 0
 
@@ -197,6 +266,13 @@ def build_parser() -> argparse.ArgumentParser:
         "--no-ui",
         action="store_true",
         help="do not serve the chat page at /ui/ (on by default unless GATEWAY_UI says otherwise)",
+    )
+    p.add_argument(
+        "--sign-in",
+        action="store_true",
+        help="start an OpenID Connect TEST provider (oidc-provider-mock, on loopback) and set "
+        "auth.jwt for it, so the chat page offers Sign in (needs: pip install "
+        "'llm-gateway[sign-in]')",
     )
     p.set_defaults(func=serve)
 

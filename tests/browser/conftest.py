@@ -122,8 +122,40 @@ ENDPOINTS: dict[str, dict[str, Any]] = {
         "faults": [{"kind": "model_stream_error", "at_token": 3}],
     },
     "ui-down": {"faults": [{"kind": "internal_failure"}]},
+    # Inference components at zero copies: the first call wakes them (test_chat_wake.py).
+    "ui-sleepy": {
+        "inference_component": "sleepy-1",
+        "scale_to_zero": {"wake_seconds": 4, "idle_seconds": 3600},
+        "output_text": "Awake now, and answering.",
+    },
+    "ui-sleepy-stop": {
+        "inference_component": "sleepy-stop-1",
+        "scale_to_zero": {"wake_seconds": 3600, "idle_seconds": 3600},
+    },
 }
-MODELS = ["demo", "markdown", "hostile", "paced", "long", "markup", "midstream", "down"]
+MODELS = [
+    "demo",
+    "markdown",
+    "hostile",
+    "paced",
+    "long",
+    "markup",
+    "midstream",
+    "down",
+    "sleepy",
+    "sleepy-stop",
+]
+# What the models file says beyond name, endpoint and template.
+MODEL_EXTRAS: dict[str, dict[str, Any]] = {
+    "sleepy": {
+        "inference_component": "sleepy-1",
+        "wake": {"wait_seconds": 60, "retry_seconds": 0.5},
+    },
+    "sleepy-stop": {
+        "inference_component": "sleepy-stop-1",
+        "wake": {"wait_seconds": 600, "retry_seconds": 0.5},
+    },
+}
 
 
 def ensure_chromium() -> str:
@@ -173,7 +205,12 @@ def served(ui_emulator: str, tmp_path_factory: pytest.TempPathFactory) -> Iterat
             {
                 "default_model": "demo",
                 "models": [
-                    {"name": name, "endpoint": f"ui-{name}", "template": "chatml"}
+                    {
+                        "name": name,
+                        "endpoint": f"ui-{name}",
+                        "template": "chatml",
+                        **MODEL_EXTRAS.get(name, {}),
+                    }
                     for name in MODELS
                 ],
             }

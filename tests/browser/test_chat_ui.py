@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import os
 import re
 from collections.abc import Sequence
 from pathlib import Path
@@ -225,9 +226,9 @@ def test_narrow_screen_fits_and_still_chats(page: Page, served: Served) -> None:
 
 def test_screenshot_of_a_conversation(page: Page, served: Served, browser: Browser) -> None:
     """docs/chat-ui.png, for the README: a finished Markdown answer (list, table, code block)
-    with its timings and usage. Rewritten only when the page looks different, so a test run
-    leaves the work tree clean (the timings differ from run to run: their box is left out of
-    the comparison)."""
+    with its timings and usage. Written only on request (``UPDATE_SCREENSHOTS=1``), and then
+    only when the page looks different (the timings differ from run to run: their box is left
+    out of the comparison), so a test run never changes the work tree."""
     page.set_viewport_size({"width": 1100, "height": 900})
     open_chat(page, served)
     answer = send(page, "How do I stream an answer from the gateway?", model="markdown")
@@ -238,11 +239,18 @@ def test_screenshot_of_a_conversation(page: Page, served: Served, browser: Brows
     shot = page.screenshot(animations="disabled")
     assert len(shot) > 10_000
     timings = [box for box in (m.bounding_box() for m in answer.locator(".meta").all()) if box]
+    if not update_screenshots():
+        return
     if not SCREENSHOT.exists() or not looks_the_same(
         browser, SCREENSHOT.read_bytes(), shot, ignore=timings
     ):
         SCREENSHOT.parent.mkdir(exist_ok=True)
         SCREENSHOT.write_bytes(shot)
+
+
+def update_screenshots() -> bool:
+    """Screenshots in docs/ are rewritten only when asked: ``UPDATE_SCREENSHOTS=1``."""
+    return os.environ.get("UPDATE_SCREENSHOTS", "") in ("1", "true", "yes")
 
 
 def looks_the_same(

@@ -16,12 +16,16 @@
 // - The conversation is kept in sessionStorage (this tab only) and survives a reload; Clear
 //   starts a new one.
 // - URLs are relative so the page works under an API Gateway stage prefix (/prod/ui/).
+// - Sign-in (signin.js), when the gateway's config.json offers it: the signed-in user's token
+//   is sent instead of the API key; who is signed in and the budget left (the gateway's
+//   x-ratelimit-* headers, when it sends them) are shown in the header.
 "use strict";
 
 (function () {
   const API = {
     models: new URL("../v1/models", document.baseURI),
     chat: new URL("../v1/chat/completions", document.baseURI),
+    config: new URL("config.json", document.baseURI),
   };
   const STORAGE = {
     key: "llm-gateway.api-key",
@@ -32,6 +36,12 @@
   const $ = (id) => document.getElementById(id);
   const ui = {
     status: $("status"),
+    budget: $("budget"),
+    account: $("account"),
+    who: $("who"),
+    signIn: $("sign-in"),
+    signOut: $("sign-out"),
+    apiKeySignedIn: $("api-key-signed-in"),
     settings: $("settings"),
     apiKey: $("api-key"),
     model: $("model"),
@@ -55,6 +65,8 @@
   let entries = [];
   // The AbortController of the answer being streamed, or null when idle.
   let inFlight = null;
+  // The sign-in session (signin.js), or null when the gateway offers no sign-in.
+  let signIn = null;
 
   // ---- small helpers ------------------------------------------------------------------
 
@@ -70,7 +82,13 @@
     return node;
   }
 
-  function authHeaders() {
+  // A signed-in user's token (renewed when due), else the API key, else nothing.
+  async function authHeaders() {
+    if (signIn) {
+      const token = await signIn.token();
+      if (token) return { Authorization: "Bearer " + token };
+      if (signIn.expired) await showAccount();
+    }
     const key = ui.apiKey.value.trim();
     // Both spellings the gateway (and API Gateway's authorizer) accept.
     return key ? { Authorization: "Bearer " + key, "x-api-key": key } : {};
@@ -334,6 +352,14 @@
     };
     const stats = entry.stats || {};
     if (entry.outcome === "stopped") add("outcome", stats.interrupted ? "interrupted by a reload" : "stopped");
+    if (stats.wake) {
+      add(
+        "wake",
+        (stats.wake.started ? "model started after " : "waited ") + formatMs(stats.wake.ms)
+          + (stats.wake.started ? "" : " for the model to start"),
+        "The model had scaled to zero; the gateway held the request while it started"
+      );
+    }
     if (stats.ttftMs !== undefined) {
       add("ttft", "first token " + formatMs(stats.ttftMs), "Time to first token, measured in this browser");
     }
@@ -458,9 +484,10 @@
   // ---- SSE ----------------------------------------------------------------------------
 
   // Read an SSE body and call onData(payload) for each event's data (multi-line data joined
-  // by "\n", comment lines such as the gateway's heartbeats skipped). Resolves true when the
-  // stream said [DONE], false when it just ended.
-  async function readSSE(response, onData) {
+  // by "\n") and onComment(text) for each comment line (the gateway's heartbeats and its
+  // ": waiting for the model to scale up"). Resolves true when the stream said [DONE], false
+  // when it just ended.
+  async function readSSE(response, onData, onComment) {
     const reader = response.body.getReader();
     const decoder = new TextDecoder(); // stream: true below keeps split UTF-8 sequences intact
     let buffer = "";
@@ -476,7 +503,11 @@
       for (const event of events) {
         const data = [];
         for (const line of event.split("\n")) {
-          if (line === "" || line.startsWith(":")) continue;
+          if (line === "") continue;
+          if (line.startsWith(":")) {
+            if (onComment) onComment(line.slice(1).trim());
+            continue;
+          }
           if (line.startsWith("data:")) data.push(line.slice(line.startsWith("data: ") ? 6 : 5));
           // event:, id:, retry: carry nothing this client needs
         }
@@ -489,6 +520,51 @@
         onData(payload);
       }
     }
+  }
+
+  // ---- a model waking from zero -------------------------------------------------------
+
+  // A model that scaled to zero (an inference component at zero copies) takes minutes to
+  // start on AWS. The gateway holds the stream open meanwhile and says so in an SSE comment,
+  // ": waiting for the model to scale up", then sends heartbeats until the first token. The
+  // answer shows that the model is starting, how long this request has waited (ticking) and
+  // what to expect; Stop still aborts the request.
+  const WAKING_COMMENT = /^waiting for the model to scale up/;
+
+  function formatWait(ms) {
+    const seconds = Math.floor(ms / 1000);
+    if (seconds < 60) return seconds + " s";
+    return Math.floor(seconds / 60) + " min " + String(seconds % 60).padStart(2, "0") + " s";
+  }
+
+  // Show the notice under `item`'s body; returns a function that removes it.
+  function wakingNotice(item, since) {
+    const box = el("div", "waking");
+    box.setAttribute("role", "status");
+    const line = el("p", "waking-title", "Starting the model: it had scaled to zero. ");
+    const waited = el("span", "waking-elapsed");
+    line.appendChild(waited);
+    box.append(
+      line,
+      el(
+        "p",
+        "waking-help",
+        "On AWS this takes minutes (about 5 to 9); the local demo's model starts in seconds. "
+          + "The answer streams as soon as the model is up. Stop cancels the wait."
+      )
+    );
+    const tick = () => {
+      waited.textContent = "Waited " + formatWait(performance.now() - since) + ".";
+    };
+    tick();
+    const timer = setInterval(tick, 1000);
+    item.querySelector(".body").after(box);
+    item.classList.add("waking-up"); // no typing cursor on an answer that cannot start yet
+    return () => {
+      clearInterval(timer);
+      box.remove();
+      item.classList.remove("waking-up");
+    };
   }
 
   // ---- chat ---------------------------------------------------------------------------
@@ -529,11 +605,18 @@
     const started = performance.now();
     let firstToken = null;
     let lastToken = null;
+    let endWaking = null; // set while the model is starting (see wakingNotice)
+    const wokeUp = () => {
+      if (!endWaking) return;
+      endWaking();
+      endWaking = null;
+      stats.wake = { ms: performance.now() - started, started: firstToken !== null };
+    };
 
     try {
       const response = await fetch(API.chat, {
         method: "POST",
-        headers: { "Content-Type": "application/json", ...authHeaders() },
+        headers: { "Content-Type": "application/json", ...(await authHeaders()) },
         body: JSON.stringify({
           model: ui.model.value,
           messages,
@@ -543,6 +626,7 @@
         }),
         signal: controller.signal,
       });
+      showBudget(response.headers);
       const timing = parseServerTiming(response.headers.get("server-timing"));
       if (Object.keys(timing).length) stats.serverTiming = timing;
       if (!response.ok) {
@@ -566,13 +650,23 @@
           for (const choice of chunk.choices || []) {
             if (choice.delta && typeof choice.delta.content === "string" && choice.delta.content) {
               const now = performance.now();
-              if (firstToken === null) firstToken = now;
+              if (firstToken === null) {
+                firstToken = now;
+                if (endWaking) {
+                  wokeUp();
+                  setStatus("Streaming…");
+                }
+              }
               lastToken = now;
               entry.content += choice.delta.content;
             }
             if (choice.finish_reason) entry.finish = choice.finish_reason;
           }
           renderer.update(entry.content);
+        }, (comment) => {
+          if (endWaking || firstToken !== null || !WAKING_COMMENT.test(comment)) return;
+          endWaking = wakingNotice(answer.item, started);
+          setStatus(ui.model.value + " is starting (it had scaled to zero)…");
         });
         if (!finished && !failure) failure = "The stream ended before the answer was complete.";
       }
@@ -584,6 +678,7 @@
       }
     }
     renderer.finish();
+    wokeUp(); // stopped or failed while the model was still starting
 
     if (inFlight === controller) inFlight = null;
     answer.item.classList.remove("streaming");
@@ -646,12 +741,13 @@
     const previous = ui.model.value || storageGet(STORAGE.model);
     setStatus("Loading models…");
     try {
-      const response = await fetch(API.models, { headers: authHeaders() });
+      const response = await fetch(API.models, { headers: await authHeaders() });
       if (!response.ok) {
         const message = await responseError(response);
         ui.model.replaceChildren();
         if (response.status === 401) {
-          setStatus("Enter an API key to load the models. " + message, true);
+          const what = signIn ? "Sign in or enter an API key" : "Enter an API key";
+          setStatus(what + " to load the models. " + message, true);
           // The key field may be folded away (narrow screens): show it and put the cursor there.
           ui.settings.open = true;
           ui.apiKey.focus();
@@ -673,6 +769,58 @@
       setStatus("Could not load the models: " + err.message, true);
     }
   }
+
+  // ---- who is signed in, and the budget left -------------------------------------------
+
+  async function showAccount() {
+    if (!signIn) return;
+    const user = await signIn.user();
+    ui.account.hidden = false;
+    if (user) ui.who.textContent = "Signed in as " + window.gatewaySignIn.displayName(user.profile);
+    else ui.who.textContent = signIn.expired ? "Your sign-in has expired." : "";
+    ui.who.title = user ? "Issuer: " + signIn.issuer : "";
+    ui.signIn.hidden = Boolean(user);
+    ui.signIn.textContent = signIn.expired ? "Sign in again" : "Sign in";
+    ui.signOut.hidden = !user;
+    ui.apiKeySignedIn.hidden = !user;
+  }
+
+  // "Budget left: 19,700 of 20,000 tokens · 59 of 60 requests", from the gateway's
+  // x-ratelimit-* headers (OpenAI's names; sent when a budget applies to the caller).
+  function showBudget(headers) {
+    const count = (name) => {
+      const value = (headers.get(name) || "").trim();
+      return /^\d+$/.test(value) ? Number(value).toLocaleString("en-US") : null;
+    };
+    const parts = [];
+    for (const unit of ["tokens", "requests"]) {
+      const remaining = count("x-ratelimit-remaining-" + unit);
+      const limit = count("x-ratelimit-limit-" + unit);
+      if (remaining !== null) parts.push(remaining + (limit !== null ? " of " + limit : "") + " " + unit);
+    }
+    if (!parts.length) return; // no budget on this answer: keep what was shown
+    ui.budget.textContent = "Budget left: " + parts.join(" · ");
+    ui.budget.hidden = false;
+  }
+
+  ui.signIn.addEventListener("click", async () => {
+    setStatus("Signing in…");
+    try {
+      await signIn.signIn(); // the browser leaves for the issuer's sign-in page
+    } catch (err) {
+      setStatus("Could not start the sign-in: " + (err && err.message ? err.message : err), true);
+    }
+  });
+
+  ui.signOut.addEventListener("click", async () => {
+    stop();
+    ui.budget.hidden = true;
+    const leaving = await signIn.signOut(); // at the issuer, which comes back here
+    if (leaving) return;
+    await showAccount();
+    setStatus("Signed out.");
+    loadModels();
+  });
 
   // ---- wiring -------------------------------------------------------------------------
 
@@ -708,7 +856,29 @@
   // On a narrow screen the settings start folded so the conversation gets the room.
   if (window.matchMedia("(max-width: 720px)").matches) ui.settings.open = false;
 
-  setBusy(false);
-  restore();
-  loadModels();
+  async function start() {
+    setBusy(false);
+    restore();
+    let problem = null;
+    try {
+      signIn = await window.gatewaySignIn.start(API.config);
+      if (signIn) problem = await signIn.completeRedirect();
+    } catch (err) {
+      problem = "Sign-in is not available: " + (err && err.message ? err.message : err);
+    }
+    await showAccount();
+    await loadModels();
+    if (problem) setStatus(problem, true);
+    if (signIn) {
+      // Renew a token shortly before it expires even when idle (or say that the sign-in has
+      // run out), rather than only at the next request.
+      setInterval(async () => {
+        if (inFlight || !(await signIn.user())) return;
+        await signIn.token();
+        await showAccount();
+      }, 30_000);
+    }
+  }
+
+  start();
 })();
