@@ -154,3 +154,23 @@ def sse_events(body: bytes) -> list[bytes]:
 def out(capsys: pytest.CaptureFixture[str]) -> Stdout:
     """What the gateway wrote to stdout (EMF documents, log lines), by request id."""
     return Stdout(capsys)
+
+
+@pytest.fixture(scope="session")
+def store_server() -> Iterator[str]:
+    """The suite's one DynamoDB-compatible server (moto's server mode over real HTTP, requests
+    applied one at a time as DynamoDB applies conditional writes atomically); tests make their
+    own tables in it."""
+    from llm_gateway.budgets.local import start_store_server
+
+    url, stop = start_store_server()
+    yield url
+    stop()
+
+
+@pytest.fixture
+def budgeted(store_server: str, start_gateway: Callable[..., str], emulator: Emulator) -> Any:
+    """``budgeted(**budgets)``: a gateway with budgets over a fresh table (tests/budgeting.py)."""
+    from tests.budgeting import start_budgeted
+
+    yield from start_budgeted(store_server, start_gateway, emulator)

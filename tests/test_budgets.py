@@ -10,15 +10,14 @@ import threading
 import time
 import uuid
 from collections import Counter
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
 
 from llm_gateway.budgets import BudgetRefusal, Budgets, BudgetsConfig, Limits, create_table
-from llm_gateway.budgets.local import local_client, start_store_server
+from llm_gateway.budgets.local import local_client
 from llm_gateway.budgets.table import write_limits
-from llm_gateway.budgets.windows import minute_window
+from llm_gateway.budgets.windows import Subject, minute_window
 
 # 01:00:10 UTC on a fixed day: 50 s left in the minute, nothing flakes at a boundary.
 T0 = 1_796_000_400 + 10
@@ -32,11 +31,9 @@ class Clock:
         return self.now
 
 
-@pytest.fixture(scope="module")
-def store_url() -> Iterator[str]:
-    url, stop = start_store_server()
-    yield url
-    stop()
+@pytest.fixture
+def store_url(store_server: str) -> str:
+    return store_server
 
 
 @pytest.fixture
@@ -66,9 +63,9 @@ def budgets(
     return Budgets(cfg, client=client, clock=clock or Clock()), calls
 
 
-def used(store_url: str, table: str, key_id: str, sk: str) -> int:
+def used(store_url: str, table: str, key_id: str, sk: str, kind: str = "key") -> int:
     item = local_client(store_url).get_item(
-        TableName=table, Key={"pk": {"S": f"key#{key_id}"}, "sk": {"S": sk}}
+        TableName=table, Key={"pk": {"S": f"{kind}#{key_id}"}, "sk": {"S": sk}}
     )
     return int(item.get("Item", {}).get("used", {"N": "0"})["N"])
 
@@ -196,8 +193,13 @@ def test_limits_stored_in_the_table_override_the_file_and_are_cached(store_url, 
     write_limits(client, table, "acme", Limits(tokens_per_minute=70))
     assert b.limits("acme").tokens_per_minute == 50
     clock.now += 61
+    # Stale now: this request still uses what was read, and the read goes on in the background.
+    assert b.limits("acme").tokens_per_minute == 50
+    deadline = time.monotonic() + 5
+    while b.limits("acme").tokens_per_minute != 70 and time.monotonic() < deadline:
+        time.sleep(0.01)
     assert b.limits("acme") == Limits(tokens_per_minute=70, requests_per_minute=3)
-    assert calls["GetItem"] == 2
+    assert calls["GetItem"] == 2  # one refresh, however many requests asked meanwhile
 
 
 def test_a_later_window_refusing_rolls_the_earlier_back(store_url, table):
@@ -358,11 +360,96 @@ def test_concurrent_streams(store_url, table):
     b.settle(one, input_tokens=1, generated_tokens=1, failed_before_generating=False)
     b.reserve("acme", "s4", 10, stream=True)
     assert used(store_url, table, "acme", "streams") == 2
-    # Both holders die mid-stream (no settle). Once no stream can still be alive, the
-    # count restarts instead of blocking the key forever.
-    clock.now += 16 * 60 + 1
-    b.reserve("acme", "s5", 10, stream=True)
-    assert used(store_url, table, "acme", "streams") == 1
+
+
+def test_a_dead_processs_stream_slot_returns_within_a_minute(store_url, table):
+    """Slots are leases of a minute: a process that died mid-stream (never settles, never
+    renews) gives its slot back once the lease runs out; a live stream renews its own."""
+    clock = Clock()
+    dead, _ = budgets(store_url, table, clock, default={"max_concurrent_streams": 2})
+    alive, _ = budgets(store_url, table, clock, default={"max_concurrent_streams": 2})
+    dead.reserve("acme", "d1", 10, stream=True)
+    kept = alive.reserve("acme", "a1", 10, stream=True)
+    with pytest.raises(BudgetRefusal):
+        alive.reserve("acme", "a2", 10, stream=True)
+    clock.now += 40
+    alive.renew_leases()  # the keeper thread does this every 20 s
+    clock.now += 21  # the dead one's lease has run out, the live one's has not
+    replacement = alive.reserve("acme", "a3", 10, stream=True)
+    assert used(store_url, table, "acme", "streams") == 2
+    with pytest.raises(BudgetRefusal):  # the live stream's slot was not taken
+        alive.reserve("acme", "a4", 10, stream=True)
+    for res in (kept, replacement):
+        alive.settle(res, input_tokens=1, generated_tokens=1, failed_before_generating=False)
+    assert used(store_url, table, "acme", "streams") == 0
+    item = local_client(store_url).get_item(
+        TableName=table, Key={"pk": {"S": "key#acme"}, "sk": {"S": "streams"}}
+    )["Item"]
+    assert not [name for name in item if name.startswith("lease_")]  # nothing left behind
+
+
+def test_fixed_windows_admit_twice_a_minute_limit_across_a_boundary(store_url, table):
+    """The documented edge of fixed windows: a key that spends its whole per-minute limit in
+    the last second of a minute can spend it again in the first second of the next."""
+    clock = Clock(T0 + 49.5)  # 01:00:59.5
+    b, _ = budgets(store_url, table, clock, default={"tokens_per_minute": 100})
+    b.reserve("acme", "r1", 100, stream=False)
+    with pytest.raises(BudgetRefusal):
+        b.reserve("acme", "r2", 1, stream=False)
+    clock.now += 1.0  # 01:01:00.5: one second later, a new window
+    b.reserve("acme", "r3", 100, stream=False)
+    spent = used(store_url, table, "acme", TPM) + used(
+        store_url, table, "acme", minute_window("tpm", clock.now).sk
+    )
+    assert spent == 200  # twice the limit within one second: the worst case, and no more
+    with pytest.raises(BudgetRefusal):
+        b.reserve("acme", "r4", 1, stream=False)
+
+
+def test_a_user_and_their_tenant_are_reserved_together(store_url, table):
+    b, calls = budgets(
+        store_url,
+        table,
+        user_default={"tokens_per_minute": 300},
+        tenants={"default": {"tokens_per_minute": 500}, "big": {"tokens_per_day": 10**6}},
+    )
+    alice, bob = Subject("user", "alice"), Subject("user", "bob")
+    acme = Subject("tenant", "acme")
+    b.limits_of([alice, acme])
+    assert calls["BatchGetItem"] == 1 and calls["GetItem"] == 0  # both overrides, one trip
+    calls.clear()
+    res = b.reserve_for([alice, acme], "r1", 300, stream=False)
+    assert calls == {"UpdateItem": 2}  # one conditional write per limited window
+    assert [c.used for c in res.charges] == [300, 300]
+    with pytest.raises(BudgetRefusal) as by_user:
+        b.reserve_for([alice, acme], "r2", 10, stream=False)
+    assert by_user.value.subject == alice
+    assert by_user.value.message.startswith("Budget reached for user alice on tokens per minute")
+    b.reserve_for([bob, acme], "r3", 200, stream=False)
+    with pytest.raises(BudgetRefusal) as by_tenant:
+        b.reserve_for([Subject("user", "carol"), acme], "r4", 10, stream=False)
+    assert by_tenant.value.message.startswith("Budget reached for tenant acme on tokens per minute")
+    # All or nothing: carol's own window took 10 and gave them back when the tenant refused.
+    assert used(store_url, table, "carol", TPM, kind="user") == 0
+    b.settle(res, input_tokens=10, generated_tokens=20, failed_before_generating=False)
+    assert used(store_url, table, "alice", TPM, kind="user") == 30
+    assert used(store_url, table, "acme", TPM, kind="tenant") == 230
+    for pk in ("user#alice", "tenant#acme"):  # both subjects' days record the totals
+        day = local_client(store_url).get_item(
+            TableName=table, Key={"pk": {"S": pk}, "sk": {"S": DAY}}
+        )["Item"]
+        assert (day["input_tokens"], day["generated_tokens"]) == ({"N": "10"}, {"N": "20"})
+
+
+def test_per_user_overrides_are_stored_in_the_table(store_url, table):
+    write_limits(
+        local_client(store_url), table, "", Limits(tokens_per_day=50), subject=Subject("user", "u1")
+    )
+    b, _ = budgets(store_url, table, user_default={"tokens_per_day": 1000})
+    assert b.limits_of([Subject("user", "u1"), Subject("user", "u2")]) == [
+        Limits(tokens_per_day=50),
+        Limits(tokens_per_day=1000),
+    ]
 
 
 def test_store_down_allow_serves_and_counts(store_url):
@@ -407,7 +494,7 @@ def test_store_down_logs_key_ids_only(store_url, caplog):
     b = Budgets(cfg, client=local_client("http://127.0.0.1:9"))
     with caplog.at_level("WARNING", logger="llm_gateway.budgets"):
         b.reserve("acme-id", "r1", 5, stream=False)
-    assert "key id acme-id" in caplog.text and "on_store_error=allow" in caplog.text
+    assert "key acme-id" in caplog.text and "on_store_error=allow" in caplog.text
 
 
 def test_round_trips_per_request(store_url, table):
@@ -424,21 +511,32 @@ def test_round_trips_per_request(store_url, table):
 
 def test_async_wrappers_and_cancellation_refunds(store_url, table):
     b, _ = budgets(store_url, table, default={"tokens_per_minute": 1000})
+    in_flight = threading.Event()
+    cancelled = threading.Event()
+
+    def hold_the_reservation(**_: Any) -> None:
+        if threading.current_thread() is not threading.main_thread() and not cancelled.is_set():
+            in_flight.set()
+            cancelled.wait(5)  # the write goes out only once its caller has given up
 
     async def scenario() -> None:
         res = await b.areserve("acme", "r1", 100, stream=False)
         await b.asettle(res, input_tokens=1, generated_tokens=1, failed_before_generating=False)
+        b.client.meta.events.register("before-send.dynamodb.UpdateItem", hold_the_reservation)
         task = asyncio.ensure_future(b.areserve("acme", "r2", 500, stream=False))
-        await asyncio.sleep(0)  # started in the pool, then the caller gives up
+        await asyncio.to_thread(in_flight.wait, 5)  # the reservation is on its way
         task.cancel()
         with pytest.raises(asyncio.CancelledError):
             await task
+        cancelled.set()
 
     asyncio.run(scenario())
     deadline = time.monotonic() + 5
-    while used(store_url, table, "acme", TPM) != 2 and time.monotonic() < deadline:
+    while b.counters["RefundedTokens"] < 500 and time.monotonic() < deadline:
         time.sleep(0.05)
-    assert used(store_url, table, "acme", TPM) == 2  # the orphaned 500 came back
+    assert b.counters["ReservedTokens"] == 600  # the orphan's 500 were charged…
+    assert b.counters["RefundedTokens"] == 500 + 98  # …and came back (98: r1's unused part)
+    assert used(store_url, table, "acme", TPM) == 2
 
 
 def test_config_is_strict():

@@ -28,7 +28,8 @@ settings = Settings.from_env()
 if settings.request_timeout is None:
     settings = dataclasses.replace(settings, request_timeout=BUFFERED_LIMIT_SECONDS)
 observer = Observer(settings, flush_per_request=False)
-app = create_app(settings=settings, observer=observer)
+# Lambda freezes the environment once the handler returns: budgets settle before it does.
+app = create_app(settings=settings, observer=observer, settle_inline=True)
 _mangum = Mangum(app, lifespan="off", api_gateway_base_path="/")
 
 

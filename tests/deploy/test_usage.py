@@ -7,13 +7,12 @@ import io
 import json
 import urllib.request
 import uuid
-from collections.abc import Iterator
 
 import boto3
 import pytest
 
 from llm_gateway.budgets import Budgets, BudgetsConfig
-from llm_gateway.budgets.local import local_client, start_store_server
+from llm_gateway.budgets.local import local_client
 from llm_gateway.budgets.usage import hourly_price, price_table
 from llm_gateway.cli import main
 
@@ -21,11 +20,9 @@ from llm_gateway.cli import main
 DAY1, DAY2 = 1_796_040_000 - 86400, 1_796_040_000
 
 
-@pytest.fixture(scope="module")
-def aws_url() -> Iterator[str]:
-    url, stop = start_store_server()
-    yield url
-    stop()
+@pytest.fixture
+def aws_url(store_server: str) -> str:
+    return store_server  # the suite's one store server (conftest)
 
 
 @pytest.fixture

@@ -1,41 +1,56 @@
-"""Budgets as the core's :class:`~llm_gateway.core.admission.Admission`: each generation of a
-key reserves ``prompt + max new tokens`` alongside its upstream call and is settled with the
-real counts once the upstream is done (off the response path, on a budgets thread)."""
+"""Budgets as the core's :class:`~llm_gateway.core.admission.Admission`.
+
+Whose budget a generation spends: a signed-in user's and their tenant's (``Caller.user`` /
+``Caller.tenant``, set by the web layer from a verified token), else the API key's. The
+generation service calls :meth:`BudgetAdmission.admit` on its worker thread *before* the
+upstream call, and :meth:`~BudgetAdmission.settle` once the upstream call has returned.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Awaitable
-from concurrent.futures import Executor
-from typing import Any
-
 from llm_gateway.budgets.reservation import Reservation
 from llm_gateway.budgets.store import Budgets
+from llm_gateway.budgets.windows import Subject
 from llm_gateway.core.admission import Caller, Usage
 
 
+def subjects(caller: Caller) -> list[Subject]:
+    """The budgets a caller's generations are charged to (none for an anonymous caller)."""
+    if caller.user:
+        found = [Subject("user", caller.user)]
+        if caller.tenant:
+            found.append(Subject("tenant", caller.tenant))
+        return found
+    if caller.key_id:
+        return [Subject("key", caller.key_id)]
+    return []
+
+
 class BudgetAdmission:
-    def __init__(self, budgets: Budgets, executor: Executor | None = None) -> None:
+    def __init__(self, budgets: Budgets) -> None:
         self.budgets = budgets
-        self.executor = executor
+
+    def applies(self, caller: Caller) -> bool:
+        return bool(caller.user or caller.key_id)
 
     def refuse_now(self, caller: Caller, tokens: int) -> None:
-        """A key remembered as exhausted is refused with no store call and no upstream call."""
+        """A caller remembered as exhausted is refused with no store call (limits cached)."""
         budgets = self.budgets
-        limits = budgets._cached_limits(str(caller.key_id))
-        if limits is not None and not limits.empty:
-            budgets.refuse_without_store(
-                str(caller.key_id), max(0, tokens), limits, budgets.clock()
-            )
+        now = budgets.clock()
+        for subject in subjects(caller):
+            limits = budgets.cached_limits(subject)
+            if limits is not None and not limits.empty:
+                budgets.refuse_without_store(subject, max(0, tokens), limits, now)
 
-    def admit(self, caller: Caller, tokens: int, *, stream: bool) -> Awaitable[Reservation]:
-        return self.budgets.areserve(
-            str(caller.key_id), caller.request_id, tokens, stream=stream, executor=self.executor
-        )
+    def admit(self, caller: Caller, tokens: int, *, stream: bool) -> Reservation | None:
+        found = subjects(caller)
+        if not found:
+            return None
+        return self.budgets.reserve_for(found, caller.request_id, tokens, stream=stream)
 
-    def settle(self, ticket: Any, usage: Usage) -> None:
+    def settle(self, ticket: object, usage: Usage) -> None:
         assert isinstance(ticket, Reservation)
-        self.budgets._pool(self.executor).submit(
-            self.budgets.settle,
+        self.budgets.settle(
             ticket,
             input_tokens=usage.input_tokens,
             generated_tokens=usage.generated_tokens,

@@ -1,5 +1,5 @@
-"""The budget parts of the CLI: ``budgets create-table``, ``usage`` and the limit flags of
-``keys create|update`` (registered by :mod:`llm_gateway.deploy.cli`).
+"""The budget parts of the CLI: ``budgets create-table``, ``usage``, ``users update|show`` and
+the limit flags of ``keys create|update`` (registered by :mod:`llm_gateway.deploy.cli`).
 
 Every DynamoDB call goes through boto3, so ``AWS_ENDPOINT_URL_DYNAMODB`` points these commands
 at any DynamoDB-compatible endpoint, as it does the gateway.
@@ -14,9 +14,15 @@ import time
 from typing import Any
 
 from llm_gateway.budgets.config import LIMIT_FIELDS, Limits
-from llm_gateway.budgets.table import create_table, stack_table, usage_rows, write_limits
+from llm_gateway.budgets.table import (
+    create_table,
+    read_overrides,
+    stack_table,
+    usage_rows,
+    write_limits,
+)
 from llm_gateway.budgets.usage import hourly_price, render, report
-from llm_gateway.budgets.windows import day_start
+from llm_gateway.budgets.windows import Subject, day_start
 
 
 class BudgetCliError(Exception):
@@ -31,13 +37,13 @@ def session(args: argparse.Namespace) -> Any:
     )
 
 
-def add_limit_arguments(parser: argparse.ArgumentParser) -> None:
+def add_limit_arguments(parser: argparse.ArgumentParser, whom: str = "key") -> None:
     for name in LIMIT_FIELDS:
         parser.add_argument(
             "--" + name.replace("_", "-"),
             type=_positive,
             metavar="N",
-            help=f"budget: {name.replace('_', ' ')} for this key (stored in the budget table)",
+            help=f"budget: {name.replace('_', ' ')} for this {whom} (stored in the budget table)",
         )
     parser.add_argument(
         "--table",
@@ -130,6 +136,35 @@ def usage_command(args: argparse.Namespace) -> int:
     return 0
 
 
+def users_command(args: argparse.Namespace) -> int:
+    """``users update|show``: a signed-in user's own limits, stored in the table (they win
+    over the models file's ``budgets.user_default``, field by field)."""
+    from botocore.exceptions import BotoCoreError, ClientError
+
+    subject = Subject("user", args.user)
+    try:
+        aws = session(args)
+        table = resolve_table(aws, args)
+        client = aws.client("dynamodb")
+        if args.action == "update":
+            limits = limits_from_args(args)
+            if limits.empty:
+                raise BudgetCliError("give at least one limit, e.g. --tokens-per-day 200000")
+            stored: Limits | None = write_limits(client, table, "", limits, subject=subject)
+        else:
+            stored = read_overrides(client, table, [subject])[subject]
+    except BudgetCliError as exc:
+        print(f"llm-gateway: {exc}", file=sys.stderr)
+        return 1
+    except (BotoCoreError, ClientError) as exc:
+        print(f"llm-gateway: AWS call failed: {exc}", file=sys.stderr)
+        return 1
+    print(f"Budgets of user {args.user} in table {table}: {describe(stored or Limits())}.")
+    if args.action == "update":
+        print("Gateways pick the change up within a minute (their limits cache).")
+    return 0
+
+
 def _period(first: str | None, last: str | None) -> tuple[str, str]:
     today = time.strftime("%Y-%m-%d", time.gmtime())
     last = last or today
@@ -179,7 +214,7 @@ def add_budget_commands(sub: Any, common: argparse.ArgumentParser) -> None:
     p = sub.add_parser(
         "usage",
         parents=[common],
-        help="tokens, requests and apportioned endpoint cost per key per day",
+        help="tokens, requests and apportioned endpoint cost per key, user and tenant per day",
     )
     p.add_argument("--table", help="budget table (default: the stack's)")
     p.add_argument("--from", dest="from_day", metavar="DAY", help="YYYY-MM-DD (default: --to - 6)")
@@ -196,3 +231,16 @@ def add_budget_commands(sub: Any, common: argparse.ArgumentParser) -> None:
         help="weight of a generated token against an input token in the cost share",
     )
     p.set_defaults(func=usage_command)
+
+    p = sub.add_parser(
+        "users", help="signed-in users' own budgets (overrides of budgets.user_default)"
+    )
+    actions = p.add_subparsers(dest="action", required=True)
+    for action, summary in (("update", "set a user's limits"), ("show", "print them")):
+        a = actions.add_parser(action, parents=[common], help=summary)
+        a.add_argument("--user", required=True, help="the user's id (the token's user_claim)")
+        if action == "update":
+            add_limit_arguments(a, "user")
+        else:
+            a.add_argument("--table", help="budget table (default: the stack's)")
+        a.set_defaults(func=users_command)

@@ -2,7 +2,9 @@
 
 Limits merge field by field: a key's entry in ``keys`` overrides ``default`` only for the fields
 it sets, and an override stored in the table (``llm-gateway keys update``) overrides both the
-same way. A field left unset everywhere means "no limit of that kind".
+same way. Signed-in users start from ``user_default`` (their override: ``llm-gateway users
+update``); a tenant's limits are ``tenants[<id>]`` over ``tenants["default"]``. A field left
+unset everywhere means "no limit of that kind".
 """
 
 from __future__ import annotations
@@ -10,6 +12,8 @@ from __future__ import annotations
 from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StrictInt
+
+from llm_gateway.budgets.windows import Subject
 
 # Strict: YAML `true` or "100" must not pass as a limit.
 PositiveInt = Annotated[StrictInt, Field(gt=0)]
@@ -48,10 +52,25 @@ class BudgetsConfig(BaseModel):
     on_store_error: Literal["allow", "deny"] = "allow"
     default: Limits = Limits()
     keys: dict[str, Limits] = Field(default_factory=dict)
+    user_default: Limits = Limits()  # each signed-in user
+    tenants: dict[str, Limits] = Field(default_factory=dict)  # "default": any tenant not named
 
     def limits_for(self, key_id: str) -> Limits:
         """The models file's limits for a key (before any override stored in the table)."""
         return self.default.overridden_by(self.keys.get(key_id))
+
+    def file_limits(self, subject: Subject) -> Limits:
+        """The models file's limits for any subject (before the table's override)."""
+        if subject.kind == "user":
+            return self.user_default
+        if subject.kind == "tenant":
+            base = self.tenants.get("default", Limits())
+            return (
+                base.overridden_by(self.tenants.get(subject.id))
+                if subject.id != "default"
+                else base
+            )
+        return self.limits_for(subject.id)
 
 
 def table_name(config: BudgetsConfig, env: dict[str, str] | None = None) -> str:

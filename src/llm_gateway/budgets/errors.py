@@ -12,7 +12,8 @@ from __future__ import annotations
 import time
 
 from llm_gateway.budgets.durations import format_duration, until_ms
-from llm_gateway.core.errors import ErrorKind, GatewayError
+from llm_gateway.budgets.windows import Subject
+from llm_gateway.core.errors import ErrorCode, ErrorKind, GatewayError
 
 # What each limit is called in messages and metrics.
 LIMIT_NAMES = {
@@ -23,11 +24,22 @@ LIMIT_NAMES = {
 }
 
 
+# The neutral code of a refusal by the limit that ran out (each dialect words it its own way).
+LIMIT_CODES = {
+    "tpm": ErrorCode.TOKENS_RATE_LIMITED,
+    "rpm": ErrorCode.REQUESTS_RATE_LIMITED,
+    "streams": ErrorCode.REQUESTS_RATE_LIMITED,
+    "day": ErrorCode.QUOTA_EXHAUSTED,
+    "store": ErrorCode.BUDGET_STORE_UNAVAILABLE,
+}
+
+
 class BudgetRefusal(GatewayError):
-    """A request refused by a key's budget (429) or by an unreachable store under ``deny``."""
+    """A request refused by a budget (429: a key's, a user's or a tenant's; ``subject`` says
+    whose) or by an unreachable store under ``deny`` (503)."""
 
     # ``headers`` is set here whether or not the base class has such a field too.
-    __slots__ = ("key_id", "limit", "openai_code", "openai_type")
+    __slots__ = ("key_id", "limit", "openai_code", "openai_type", "subject")
 
     def __init__(
         self,
@@ -40,16 +52,22 @@ class BudgetRefusal(GatewayError):
         openai_type: str,
         openai_code: str,
         headers: dict[str, str],
-        key_id: str,
+        subject: Subject,
         limit: str,
     ) -> None:
         super().__init__(
-            message, status=status, error_type=error_type, kind=kind, retry_after=retry_after
+            message,
+            status=status,
+            error_type=error_type,
+            kind=kind,
+            retry_after=retry_after,
+            code=LIMIT_CODES[limit],
         )
         self.openai_type = openai_type
         self.openai_code = openai_code
         self.headers = headers
-        self.key_id = key_id
+        self.subject = subject
+        self.key_id = subject.principal
         self.limit = limit  # "tpm" | "rpm" | "day" | "streams" | "store"
 
     def to_openai(self) -> dict[str, dict[str, str | None]]:
@@ -72,7 +90,7 @@ def _at(epoch: float) -> str:
 
 
 def over_limit(
-    key_id: str,
+    subject: Subject,
     kind: str,
     *,
     limit: int,
@@ -90,12 +108,12 @@ def over_limit(
     never = requested > limit  # no window will ever take it: retrying cannot help
     if never:
         message = (
-            f"Request too large for key {key_id} on {name}: limit {limit}, requested {requested}. "
+            f"Request too large for {subject.label} on {name}: limit {limit}, requested {requested}. "
             "Reduce the prompt or max_tokens."
         )
     else:
         message = (
-            f"Budget reached for key {key_id} on {name}: limit {limit}, used {used}, "
+            f"Budget reached for {subject.label} on {name}: limit {limit}, used {used}, "
             f"requested {requested}. Resets in {wait} (at {_at(reset_at)})."
         )
     if kind == "day":
@@ -106,7 +124,7 @@ def over_limit(
             openai_type="insufficient_quota",
             openai_code="insufficient_quota",
             headers=headers,
-            key_id=key_id,
+            subject=subject,
             limit=kind,
         )
     if never:
@@ -119,29 +137,29 @@ def over_limit(
         openai_type="tokens" if kind == "tpm" else "requests",
         openai_code="rate_limit_exceeded",
         headers=headers,
-        key_id=key_id,
+        subject=subject,
         limit=kind,
     )
 
 
-def too_many_streams(key_id: str, limit: int) -> BudgetRefusal:
+def too_many_streams(subject: Subject, limit: int) -> BudgetRefusal:
     # A stream slot frees whenever one ends; a second is a fair guess for clients that wait.
     return BudgetRefusal(
-        f"Budget reached for key {key_id} on concurrent streams: limit {limit}, open {limit}, "
-        "requested 1. A slot frees when one of the key's streams ends.",
+        f"Budget reached for {subject.label} on concurrent streams: limit {limit}, open {limit}, "
+        f"requested 1. A slot frees when one of the {subject.kind}'s streams ends.",
         retry_after=1,
         openai_type="requests",
         openai_code="rate_limit_exceeded",
         headers={"retry-after-ms": "1000"},
-        key_id=key_id,
+        subject=subject,
         limit="streams",
     )
 
 
-def store_unavailable(key_id: str) -> BudgetRefusal:
+def store_unavailable(subject: Subject) -> BudgetRefusal:
     """``on_store_error: deny``: the gateway cannot check the budget, so it does not serve."""
     return BudgetRefusal(
-        f"The budget of key {key_id} cannot be checked right now; try again shortly.",
+        f"The budget of {subject.label} cannot be checked right now; try again shortly.",
         status=503,
         error_type="unavailable",
         kind=ErrorKind.UPSTREAM,
@@ -149,6 +167,6 @@ def store_unavailable(key_id: str) -> BudgetRefusal:
         openai_type="server_error",
         openai_code="budget_store_unavailable",
         headers={},
-        key_id=key_id,
+        subject=subject,
         limit="store",
     )

@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 
 from llm_gateway.budgets.config import Limits
 from llm_gateway.budgets.durations import format_duration, until_ms
-from llm_gateway.budgets.windows import Window
+from llm_gateway.budgets.windows import Subject, Window
 
 
 @dataclass(frozen=True)
@@ -26,6 +26,17 @@ class Charge:
 
 
 @dataclass(eq=False)
+class Share:
+    """One subject's part of a reservation: a key's, or a signed-in user's and their tenant's."""
+
+    subject: Subject
+    limits: Limits
+    day: Window  # the day item that receives this request's totals
+    charges: list[Charge] = field(default_factory=list)
+    stream_lease: str | None = None  # the lease attribute of the stream slot held, if any
+
+
+@dataclass(eq=False)
 class Reservation:
     """A reservation made by :meth:`Budgets.reserve`; hand it back to :meth:`Budgets.settle`.
 
@@ -34,14 +45,10 @@ class Reservation:
     this request), ``admitted_without_store`` (served under ``on_store_error: allow``).
     """
 
-    key_id: str
     request_id: str
     tokens: int
     stream: bool
-    limits: Limits
-    day: Window  # the day item that receives this request's totals
-    charges: list[Charge] = field(default_factory=list)
-    stream_slot: bool = False
+    shares: list[Share]
     admitted_without_store: bool = False
     store_errors: int = 0
     refunded_tokens: int = 0
@@ -51,20 +58,43 @@ class Reservation:
     ledger_id: str = field(default_factory=lambda: uuid.uuid4().hex)
 
     @property
+    def subject(self) -> Subject:
+        """The subject that holds the ledger and names the request in metrics."""
+        return self.shares[0].subject
+
+    @property
+    def key_id(self) -> str:
+        return self.subject.principal
+
+    @property
+    def limits(self) -> Limits:
+        return self.shares[0].limits
+
+    @property
+    def charges(self) -> list[Charge]:
+        return [c for share in self.shares for c in share.charges]
+
+    @property
+    def stream_slot(self) -> bool:
+        return any(share.stream_lease for share in self.shares)
+
+    @property
     def budgeted(self) -> bool:
-        return not self.limits.empty
+        return any(not share.limits.empty for share in self.shares)
 
     @property
     def reserved_tokens(self) -> int:
         return self.tokens if any(c.window.kind != "rpm" for c in self.charges) else 0
 
     def headers(self, now: float | None = None) -> dict[str, str]:
-        """OpenAI's ``x-ratelimit-*`` headers for the answer (empty for unbudgeted keys)."""
-        tokens = [c for c in self.charges if c.window.kind in ("tpm", "day")]
-        requests = [c for c in self.charges if c.window.kind == "rpm"]
+        """OpenAI's ``x-ratelimit-*`` headers for the answer (empty for unbudgeted callers):
+        the token window with the least room left, of whichever subject it belongs to."""
+        charges = self.charges
+        tokens = [c for c in charges if c.window.kind in ("tpm", "day")]
+        requests = [c for c in charges if c.window.kind == "rpm"]
         return rate_headers(
             min(tokens, key=lambda c: c.remaining, default=None),
-            requests[0] if requests else None,
+            min(requests, key=lambda c: c.remaining, default=None),
             time.time() if now is None else now,
         )
 

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from llm_gateway.budgets.config import LIMIT_FIELDS, Limits
-from llm_gateway.budgets.windows import day_sk, pk
+from llm_gateway.budgets.windows import Subject, day_sk, pk
 
 LIMITS_SK = "limits"
 TTL_ATTRIBUTE = "expires_at"
@@ -63,6 +63,10 @@ def key(key_id: str, sk: str) -> dict[str, dict[str, str]]:
     return {"pk": {"S": pk(key_id)}, "sk": {"S": sk}}
 
 
+def item_key(subject: Subject, sk: str) -> dict[str, dict[str, str]]:
+    return {"pk": {"S": subject.pk}, "sk": {"S": sk}}
+
+
 def num(value: int) -> dict[str, str]:
     return {"N": str(value)}
 
@@ -76,15 +80,43 @@ def read_int(item: dict[str, Any] | None, name: str) -> int:
 # ------------------------------------------------------------------ limit overrides ------
 
 
-def read_limits(client: Any, table: str, key_id: str) -> Limits | None:
-    """The override stored for a key, or None."""
-    item = client.get_item(TableName=table, Key=key(key_id, LIMITS_SK)).get("Item")
+def _limits(item: dict[str, Any] | None) -> Limits | None:
     if not item:
         return None
     return Limits(**{f: read_int(item, f) for f in LIMIT_FIELDS if f in item})
 
 
-def write_limits(client: Any, table: str, key_id: str, limits: Limits, name: str = "") -> Limits:
+def read_limits(client: Any, table: str, key_id: str) -> Limits | None:
+    """The override stored for a key, or None."""
+    return _limits(client.get_item(TableName=table, Key=key(key_id, LIMITS_SK)).get("Item"))
+
+
+def read_overrides(
+    client: Any, table: str, subjects: list[Subject]
+) -> dict[Subject, Limits | None]:
+    """The overrides stored for several subjects, in one round trip (``BatchGetItem``)."""
+    if len(subjects) == 1:
+        item = client.get_item(TableName=table, Key=item_key(subjects[0], LIMITS_SK)).get("Item")
+        return {subjects[0]: _limits(item)}
+    by_pk = {s.pk: s for s in subjects}
+    found: dict[Subject, Limits | None] = dict.fromkeys(subjects)
+    request: dict[str, Any] = {table: {"Keys": [item_key(s, LIMITS_SK) for s in subjects]}}
+    while request:
+        answer = client.batch_get_item(RequestItems=request)
+        for item in answer.get("Responses", {}).get(table, []):
+            found[by_pk[item["pk"]["S"]]] = _limits(item)
+        request = answer.get("UnprocessedKeys") or {}
+    return found
+
+
+def write_limits(
+    client: Any,
+    table: str,
+    key_id: str,
+    limits: Limits,
+    name: str = "",
+    subject: Subject | None = None,
+) -> Limits:
     """Merge ``limits`` (fields set) into the key's stored override; returns the result.
 
     UpdateItem rather than PutItem: the gateway's role may only update, and fields not given
@@ -100,7 +132,7 @@ def write_limits(client: Any, table: str, key_id: str, limits: Limits, name: str
     kwargs: dict[str, Any] = {"ExpressionAttributeNames": names} if names else {}
     answer = client.update_item(
         TableName=table,
-        Key=key(key_id, LIMITS_SK),
+        Key=item_key(subject or Subject("key", key_id), LIMITS_SK),
         UpdateExpression="SET " + ", ".join(sets),
         ExpressionAttributeValues=attrs,
         ReturnValues="ALL_NEW",
@@ -127,6 +159,12 @@ class DayUsage:
         return self.input_tokens + self.generated_tokens
 
 
+def principal(partition: str) -> str:
+    """A partition's id in the usage report: a key's bare id, ``user:<sub>``, ``tenant:<id>``."""
+    kind, _, ident = partition.partition("#")
+    return ident if kind == "key" else f"{kind}:{ident}"
+
+
 def usage_rows(client: Any, table: str, first: str, last: str) -> Iterator[DayUsage]:
     """Every key's day items from ``first`` to ``last`` (``YYYY-MM-DD``, inclusive).
 
@@ -144,7 +182,7 @@ def usage_rows(client: Any, table: str, first: str, last: str) -> Iterator[DayUs
         for item in page.get("Items", []):
             yield DayUsage(
                 day=item["sk"]["S"].removeprefix("day#"),
-                key_id=item["pk"]["S"].removeprefix("key#"),
+                key_id=principal(item["pk"]["S"]),
                 requests=read_int(item, "requests"),
                 failed=read_int(item, "failed"),
                 input_tokens=read_int(item, "input_tokens"),

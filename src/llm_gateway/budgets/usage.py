@@ -1,4 +1,10 @@
-"""``llm-gateway usage``: each key's tokens per day, and its share of the endpoint's cost.
+"""``llm-gateway usage``: each key's, user's and tenant's tokens per day, and their share of
+the endpoint's cost.
+
+Rows are keys (their bare ids), signed-in users (``user:<sub>``) and tenants
+(``tenant:<id>``). A tenant's row sums its users' requests, so it is left out of the day's
+total: shares and costs of keys and users add up to the day, and a tenant's share is the part
+of the day its users had.
 
 Cost is apportioned per day by tokens: a key's share of that day's tokens (input plus
 generated, generated weighted by ``generated_weight`` since decoding costs more GPU time per
@@ -79,10 +85,11 @@ def report(
 
     totals: dict[str, float] = {}
     for row in rows:
-        totals[row.day] = totals.get(row.day, 0.0) + weight(row)
+        if not row.key_id.startswith("tenant:"):  # its users' rows already count it
+            totals[row.day] = totals.get(row.day, 0.0) + weight(row)
     out = []
     for row in sorted(rows, key=lambda r: (r.day, r.key_id)):
-        total = totals[row.day]
+        total = totals.get(row.day, 0.0)
         share = weight(row) / total if total else 0.0
         cost = None if cost_per_hour is None else round(cost_per_hour * instances * 24 * share, 4)
         out.append(

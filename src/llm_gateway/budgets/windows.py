@@ -1,14 +1,15 @@
 """Fixed UTC windows and the table's item keys.
 
-Every item of a key lives in its partition ``key#<id>``; the sort key says what it is:
+Every item of a budget's subject lives in its partition: ``key#<id>`` for an API key,
+``user#<sub>`` for a signed-in user, ``tenant#<id>`` for a tenant. The sort key says what it is:
 
 ====================  ==========================================================
 ``tpm#<minute>``      tokens reserved in that minute (``used``)
 ``rpm#<minute>``      requests reserved in that minute (``used``)
 ``day#<day>``         tokens reserved that day (``used``, the daily limit) and the day's totals
                       (``input_tokens``, ``generated_tokens``, ``requests``, ``failed``)
-``streams``           streams open now (``used``) and ``lease_until``
-``limits``            overrides written by ``llm-gateway keys create|update``
+``streams``           streams open now (``used``) and one ``lease_<id>`` per open stream
+``limits``            overrides written by ``llm-gateway keys|users create|update``
 ``settle#<uuid>``     one per reconciled request: makes the reconcile idempotent
 ====================  ==========================================================
 
@@ -29,6 +30,31 @@ WindowKind = Literal["tpm", "rpm", "day"]
 MINUTE_GRACE_SECONDS = 3600
 # Day items also hold the usage report, so they are kept for a year and a bit.
 DAY_RETENTION_SECONDS = 400 * 86400
+
+
+SubjectKind = Literal["key", "user", "tenant"]
+
+
+@dataclass(frozen=True, slots=True)
+class Subject:
+    """Whose budget a window belongs to: an API key, a signed-in user or a tenant."""
+
+    kind: SubjectKind
+    id: str
+
+    @property
+    def pk(self) -> str:
+        return f"{self.kind}#{self.id}"
+
+    @property
+    def label(self) -> str:
+        """How refusals and logs name it: ``key acme``, ``user alice``, ``tenant acme``."""
+        return f"{self.kind} {self.id}"
+
+    @property
+    def principal(self) -> str:
+        """The usage report's id: a key's bare id (as before), ``user:<sub>``, ``tenant:<id>``."""
+        return self.id if self.kind == "key" else f"{self.kind}:{self.id}"
 
 
 def pk(key_id: str) -> str:

@@ -1,20 +1,21 @@
-"""Who may start a generation, decided before anything reaches the client.
+"""Who may start a generation, decided before anything reaches the model.
 
 - :class:`InFlight`: a per-process cap on generations in flight
   (``GATEWAY_MAX_CONCURRENT_REQUESTS``, TGI's own default of 128). Over it a request is refused
-  at once ("Model is overloaded"), so requests never queue silently behind busy threads.
-- :class:`Admission` (a protocol; budgets implement it): a per-caller check started *alongside*
-  the upstream call. Its outcome gates the first event: a refusal closes the upstream before
-  anything reaches the client, so the check adds nothing a client can see when it passes.
+  at once ("Model is overloaded"), so requests never queue silently behind busy threads. A slot
+  is held until the upstream call has returned, whatever the client saw (a deadline's 504).
+- :class:`Admission` (a protocol; budgets implement it): a per-caller check run *before* the
+  upstream call, on the generation's worker thread. A refusal means no upstream call at all.
+  Once the upstream call has returned, the ticket is settled with what the model generated.
 
-The caller of the generation in progress (API key id, request id) is a context variable set by
-the web layer for each request, so dialects need not carry it.
+The caller of the generation in progress (API key id or signed-in user, request id) is a
+context variable set by the web layer for each request, so dialects need not carry it.
 """
 
 from __future__ import annotations
 
 import threading
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from contextvars import ContextVar
 from dataclasses import dataclass, field
 from typing import Any, Protocol
@@ -27,12 +28,18 @@ class Caller:
     """Who is asking, and the admission tickets their request collected (one per generation)."""
 
     request_id: str
-    key_id: str | None = None
+    key_id: str | None = None  # the API key's id (never the key), when a key was presented
+    # A signed-in user (SPEC §5.3): ids without their ``user:``/``tenant:`` prefixes, set by
+    # the web layer from a verified token. Budgets reserve against the user and the tenant.
+    user: str | None = None
+    tenant: str | None = None
     tickets: list[Any] = field(default_factory=list)
     # What failover did (set by the generation service, possibly from a worker thread).
     served_by: str | None = None  # the model that answered
     warming: bool = False  # the model was found scaling up from zero
     warming_waited: float | None = None  # seconds waited for it to wake
+    # Request fields the model's backend ignored (``unsupported_params: drop``), for a header.
+    dropped_params: tuple[str, ...] = ()
     _after: list[Callable[[], None]] = field(default_factory=list)
     _done: bool = False
     _lock: threading.Lock = field(default_factory=threading.Lock)
@@ -68,7 +75,12 @@ CURRENT_CALLER: ContextVar[Caller | None] = ContextVar("llm_gateway_caller", def
 
 @dataclass(frozen=True, slots=True)
 class Usage:
-    """What one generation really used, for settling its ticket."""
+    """What one generation really used, for settling its ticket.
+
+    ``generated_anything`` False: the upstream failed before generating (nothing to charge).
+    Counts of None: unknown (the request ended before the model did, e.g. the client left):
+    the reservation stays charged.
+    """
 
     input_tokens: int | None
     generated_tokens: int | None
@@ -76,18 +88,24 @@ class Usage:
 
 
 class Admission(Protocol):
-    """A per-caller check of a generation (``tokens`` = prompt tokens + max new tokens)."""
+    """A per-caller check of a generation (``tokens``: everything the request may make the
+    model read and generate). ``admit`` and ``settle`` block (they talk to a store): the
+    generation service calls them on worker threads."""
+
+    def applies(self, caller: Caller) -> bool:
+        """Whether this caller's generations are checked at all."""
+        ...
 
     def refuse_now(self, caller: Caller, tokens: int) -> None:
         """Raise at once, without I/O, what is already known to be refused."""
         ...
 
-    def admit(self, caller: Caller, tokens: int, *, stream: bool) -> Awaitable[Any]:
-        """Start the check; the awaitable yields a ticket or raises a :class:`GatewayError`."""
+    def admit(self, caller: Caller, tokens: int, *, stream: bool) -> Any:
+        """Reserve before the upstream call: a ticket, or raise a :class:`GatewayError`."""
         ...
 
     def settle(self, ticket: Any, usage: Usage) -> None:
-        """Replace the ticket's reservation by what was used. Must not block or raise."""
+        """Replace the ticket's reservation by what was used. Must not raise."""
         ...
 
 

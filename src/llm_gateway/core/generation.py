@@ -11,6 +11,7 @@ bytes, and sends them through the model's :class:`~llm_gateway.core.ports.Channe
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import threading
 import time
@@ -20,7 +21,7 @@ from dataclasses import dataclass
 from typing import Any, TypeVar
 
 from llm_gateway.core.admission import CURRENT_CALLER, Admission, Caller, InFlight, Usage
-from llm_gateway.core.errors import GatewayError, deadline_error
+from llm_gateway.core.errors import ErrorKind, GatewayError, deadline_error
 from llm_gateway.core.failover import Attempts, Failover
 from llm_gateway.core.parameters import GenerateParameters
 from llm_gateway.core.ports import Backend, Channel, ModelTarget
@@ -63,11 +64,13 @@ class PreparedRequest:
 
     @property
     def budget_tokens(self) -> int:
-        """What a budget reserves: the prompt plus the most the model may generate."""
+        """What a budget reserves: the prompt plus the most the model may generate, for every
+        ``best_of`` sequence (without ``max_new_tokens``: the model's own limit)."""
         limit = self.model.limits.max_total_tokens
         most = self.parameters.max_new_tokens
         prompt = self.prompt_tokens
-        return prompt + (most if most is not None else max(limit - prompt, 0))
+        sequences = max(self.parameters.best_of or 1, 1)
+        return prompt + sequences * (most if most is not None else max(limit - prompt, 0))
 
     @property
     def wants_details(self) -> bool:
@@ -87,51 +90,110 @@ class GenerationResult:
     warming_waited: float | None = None  # seconds waited for it to scale up from zero
 
 
-class _Settlement:
-    """Pairs an admission's ticket with what its generation used; whichever comes second
-    settles it (the stream may end before the check returns, or the other way round)."""
+def best_of_tokens(details: Mapping[str, Any] | None) -> int:
+    """Tokens of the other ``best_of`` sequences (TGI's ``details.best_of_sequences``): the
+    model generated them too."""
+    sequences = (details or {}).get("best_of_sequences") or ()
+    return sum(
+        s["generated_tokens"]
+        for s in sequences
+        if isinstance(s, dict) and isinstance(s.get("generated_tokens"), int)
+    )
 
-    def __init__(self, admission: Admission, fallback_input: int, caller: Caller) -> None:
-        self._admission = admission
-        self._caller = caller
-        self._fallback_input = fallback_input
-        self._lock = threading.Lock()
-        self._ticket: Any = None
-        self._usage: Usage | None = None
-        self._done = False
 
-    def ticket(self, ticket: Any) -> None:
-        with self._lock:
-            self._ticket = ticket
-        self._maybe_settle()
+def stream_usage(tally: Tally, fallback_input: int) -> Usage:
+    """What a stream's generation used, from what its worker saw of the upstream."""
+    if not tally.opened or (tally.failed and tally.tokens == 0):
+        return Usage(0, 0, generated_anything=False)  # the model generated nothing
+    if not tally.finished and not tally.failed:
+        # It ended before the model did (client gone, deadline): what the model went on to
+        # generate is unknown, so the reservation stays charged.
+        return Usage(None, None, generated_anything=True)
+    details, usage = tally.details or {}, tally.usage or {}
+    generated = details.get("generated_tokens", usage.get("completion_tokens"))
+    prompt = details.get("input_length", usage.get("prompt_tokens"))
+    return Usage(
+        input_tokens=prompt if isinstance(prompt, int) else fallback_input,
+        generated_tokens=(generated if isinstance(generated, int) else tally.tokens)
+        + best_of_tokens(details),
+        generated_anything=True,
+    )
 
-    def used(self, tally: Tally) -> None:
-        details, usage = tally.details or {}, tally.usage or {}
-        generated = details.get("generated_tokens", usage.get("completion_tokens"))
-        prompt = details.get("input_length", usage.get("prompt_tokens"))
-        with self._lock:
-            self._usage = Usage(
-                input_tokens=prompt if isinstance(prompt, int) else self._fallback_input,
-                generated_tokens=generated if isinstance(generated, int) else tally.tokens,
-                generated_anything=tally.tokens > 0,
-            )
-        self._maybe_settle()
 
-    def _maybe_settle(self) -> None:
-        with self._lock:
-            if self._done or self._ticket is None or self._usage is None:
-                return
-            self._done = True
-            ticket, usage = self._ticket, self._usage
-        admission = self._admission
-        self._caller.after_response(lambda: admission.settle(ticket, usage))
+def chat_budget(model: ModelTarget, data: Mapping[str, Any]) -> tuple[int, int]:
+    """``(reservation, prompt estimate)`` of a chat request relayed as it is: the estimate
+    counts the whole body (messages, system text, tools, tool results, ``response_format``
+    schemas: all of it goes upstream); every choice (``n``) may generate the most tokens
+    allowed (``max_completion_tokens``/``max_tokens``, else the model's default, else its own
+    limit minus the prompt)."""
+    prompt = estimate_tokens(json.dumps(data, ensure_ascii=False, default=str))
+    most = data.get("max_completion_tokens") or data.get("max_tokens")
+    if not isinstance(most, int) or isinstance(most, bool):
+        default = model.defaults.max_new_tokens if model.defaults is not None else None
+        most = default if default is not None else max(model.limits.max_total_tokens - prompt, 0)
+    n = data.get("n")
+    choices = n if isinstance(n, int) and not isinstance(n, bool) and n > 1 else 1
+    return prompt + choices * most, prompt
+
+
+class _Budget:
+    """One generation's admission: reserved on the worker thread before the upstream call,
+    settled there once the upstream call has returned. ``inline``: the settlement is done
+    right then (on Lambda, before the response can end); otherwise it is handed to the
+    executor once the response has gone out (a long-running server)."""
+
+    def __init__(
+        self, admission: Admission, caller: Caller, executor: Executor, *, inline: bool
+    ) -> None:
+        self.admission = admission
+        self.caller = caller
+        self.executor = executor
+        self.inline = inline
+        self.ticket: Any = None
+
+    def refuse_now(self, tokens: int) -> None:
+        """On the event loop, no I/O: a caller known to be exhausted is refused at once."""
+        self.admission.refuse_now(self.caller, tokens)
+
+    def reserve(self, tokens: int, *, stream: bool) -> None:
+        ticket = self.admission.admit(self.caller, tokens, stream=stream)
+        if ticket is not None:
+            self.ticket = ticket
+            self.caller.tickets.append(ticket)
+
+    def settle(self, usage: Usage) -> None:
+        ticket, admission = self.ticket, self.admission
+        if ticket is None:
+            return
+        self.ticket = None
+        if self.inline:
+            admission.settle(ticket, usage)
+            return
+        executor = self.executor
+
+        def later() -> None:
+            executor.submit(admission.settle, ticket, usage)
+
+        self.caller.after_response(later)
+
+
+def stream_closed() -> GatewayError:
+    """The client left before the upstream call was made (nobody reads this error)."""
+    return GatewayError(
+        "The client left before the model was called",
+        status=499,
+        error_type="cancelled",
+        kind=ErrorKind.CLIENT,
+    )
 
 
 class GenerationService:
     """Runs generations through each model's :class:`Upstream`; blocking calls go to
     ``executor``. ``counters`` maps model names to their tokenizers, for the models that have
     one. ``in_flight`` caps concurrent generations; ``admission`` (budgets) checks each
-    caller's generation alongside its upstream call."""
+    caller's generation before its upstream call and settles it once the call has returned;
+    ``settle_inline`` (set by the Lambda entry points, where the environment may be frozen as
+    soon as the response is complete) settles before the response ends, not after it."""
 
     def __init__(
         self,
@@ -143,7 +205,9 @@ class GenerationService:
         admission: Admission | None = None,
         targets: Mapping[str, ModelTarget] | None = None,
         failovers: Mapping[str, Failover] | None = None,
+        settle_inline: bool = False,
     ) -> None:
+        self.settle_inline = settle_inline
         self.upstreams = upstreams
         self.executor = executor
         self.counters = counters or {}
@@ -163,12 +227,16 @@ class GenerationService:
     ) -> Attempts[Any]:
         policy = self.failovers.get(model.name, Failover())
         if chat:  # a chat request can only fall back to models that take chat requests
-            usable = tuple(n for n in policy.fallbacks if self.upstreams[n].backend.chat)
+            usable = tuple(
+                n for n in policy.fallbacks if self.upstreams[n].backend.capabilities.chat
+            )
             wake = policy.wake_fallback
             policy = Failover(
                 policy.wait_seconds,
                 policy.retry_seconds,
-                wake if wake is not None and self.upstreams[wake].backend.chat else None,
+                wake
+                if wake is not None and self.upstreams[wake].backend.capabilities.chat
+                else None,
                 usable,
             )
         closed = stream.closed_event if stream is not None else threading.Event()
@@ -207,62 +275,65 @@ class GenerationService:
             model, inputs, requested, stream=request.stream, reprompt=request.reprompt
         )
 
-    def _admit(
-        self, tokens: int, fallback_input: int, *, stream: bool
-    ) -> tuple[asyncio.Future[Any] | None, _Settlement | None]:
-        """Start the caller's admission check (if any) without waiting for it.
-
-        A caller already known to be over budget is refused here, before any upstream call.
-        """
+    def _budget(self) -> _Budget | None:
+        """The caller's admission for one generation, when one applies."""
         caller = CURRENT_CALLER.get()
         admission = self.admission
-        if admission is None or caller is None or caller.key_id is None:
-            return None, None
-        admission.refuse_now(caller, tokens)
-        settlement = _Settlement(admission, fallback_input, caller)
-        gate = asyncio.ensure_future(admission.admit(caller, tokens, stream=stream))
-
-        def admitted(future: asyncio.Future[Any]) -> None:
-            if future.cancelled() or future.exception() is not None:
-                return
-            caller.tickets.append(future.result())
-            settlement.ticket(future.result())
-
-        gate.add_done_callback(admitted)
-        return gate, settlement
+        if admission is None or caller is None or not admission.applies(caller):
+            return None
+        return _Budget(admission, caller, self.executor, inline=self.settle_inline)
 
     def _open(
         self,
         model: ModelTarget,
         call: Callable[[str], Opened],
         deadline: float | None,
-        tokens: int,
-        fallback_input: int,
+        budget_for: Callable[[], tuple[int, int]],
         *,
         chat: bool = False,
+        estimate_on_loop: bool = False,
     ) -> TokenStream:
         """Start a stream under the in-flight cap, the caller's admission and the model's
-        failover policy (``call(name)`` opens the named model's upstream)."""
+        failover policy (``call(name)`` opens the named model's upstream). ``budget_for``
+        gives ``(reservation, prompt estimate)``; it runs on the worker thread, or here with
+        ``estimate_on_loop`` (a prepared prompt), so an exhausted caller is refused at once."""
+        budget = self._budget()
+        if budget is not None and estimate_on_loop:
+            estimate = budget_for()
+            budget.refuse_now(estimate[0])
+            budget_for = lambda: estimate  # noqa: E731
         self.in_flight.acquire()
-        try:
-            gate, settlement = self._admit(tokens, fallback_input, stream=True)
-        except BaseException:
-            self.in_flight.release()
-            raise
         in_flight = self.in_flight
+        prompt_estimate = 0
 
         def ended(tally: Tally) -> None:
             in_flight.release()
-            if settlement is not None:
-                settlement.used(tally)
+            if budget is not None:
+                budget.settle(stream_usage(tally, prompt_estimate))
 
-        def open_upstream(stream: TokenStream) -> Opened:
-            opened: Opened = attempts.run().value  # on the worker thread
+        def open_upstream(stream: TokenStream) -> Opened:  # on the worker thread
+            nonlocal prompt_estimate
+            if budget is not None:
+                tokens, prompt_estimate = budget_for()
+                budget.reserve(tokens, stream=True)  # a refusal: no upstream call
+            if stream.closed_event.is_set():
+                raise stream_closed()
+            stream.tally.opened = True
+            opened: Opened = attempts.run().value
             return opened
 
-        stream = TokenStream(open_upstream, self.executor, gate=gate, on_end=ended)
-        attempts = self._attempts(model, call, deadline, stream, chat=chat)  # caller known here
-        return stream.start()
+        try:
+            stream = TokenStream(
+                open_upstream,
+                self.executor,
+                on_end=ended,
+                hold_last=budget is not None and self.settle_inline,
+            )
+            attempts = self._attempts(model, call, deadline, stream, chat=chat)  # caller known
+            return stream.start()
+        except BaseException:
+            in_flight.release()
+            raise
 
     def backend(self, model: ModelTarget) -> Backend:
         return self.upstreams[model.name].backend
@@ -282,7 +353,10 @@ class GenerationService:
         effective = parameters.with_defaults(model.defaults)
         validate(effective, inputs, model.limits, stream=stream)
         backend = self.backend(model)
-        backend.check(effective, stream=stream)
+        dropped = backend.check(effective, stream=stream)
+        caller = CURRENT_CALLER.get()
+        if dropped and caller is not None:  # reported to the client in a response header
+            caller.dropped_params = tuple(dropped)
         input_tokens = None
         counter = self.counters.get(model.name)
         if counter is not None:
@@ -295,40 +369,59 @@ class GenerationService:
     async def generate(
         self, request: PreparedRequest, deadline: float | None = None
     ) -> GenerationResult:
-        """A buffered generation; past ``deadline`` it fails with 504 ``timeout`` (the blocking
-        call cannot be interrupted, so its thread finishes in the background)."""
+        """A buffered generation; past ``deadline`` it fails with 504 ``timeout``. The blocking
+        call cannot be interrupted: its thread finishes in the background, holding its
+        in-flight slot, and settles the caller's budget with what the model generated."""
         self.in_flight.acquire()
-        try:
-            gate, settlement = self._admit(
-                request.budget_tokens, request.prompt_tokens, stream=False
-            )
-            loop = asyncio.get_running_loop()
-            started = time.perf_counter()
-            upstreams = self.upstreams
+        in_flight = self.in_flight
+        budget = self._budget()
+        upstreams = self.upstreams
 
-            def call(name: str) -> bytes:
-                return upstreams[name].channel.invoke(self._for_model(request, name).body, deadline)
+        def call(name: str) -> bytes:
+            return upstreams[name].channel.invoke(self._for_model(request, name).body, deadline)
 
-            attempts = self._attempts(request.model, call, deadline)
-            future = loop.run_in_executor(self.executor, attempts.run)
-            tally = Tally()
+        def run() -> tuple[Any, Any, float]:  # on the worker thread
+            usage = Usage(0, 0, generated_anything=False)
             try:
-                if gate is not None:
-                    await gate  # a refusal answers at once; the call's result is dropped
-                outcome = await self._within(future, deadline)
-                upstream = upstreams[outcome.served_by]
-                generated = upstream.backend.parse_generated(outcome.value, request.parameters)
-                tally.tokens = 1  # something was generated (the details hold the count)
-                tally.details = generated.details
+                if budget is not None:
+                    budget.reserve(request.budget_tokens, stream=False)  # refused: no call
+                started = time.perf_counter()
+                try:
+                    outcome = attempts.run()
+                except GatewayError as exc:
+                    if exc.kind == ErrorKind.TIMEOUT:  # the model may have generated it all
+                        usage = Usage(None, None, generated_anything=True)
+                    raise
+                usage = Usage(None, None, generated_anything=True)  # answered; counts next
+                parsed = upstreams[outcome.served_by].backend.parse_generated(
+                    outcome.value, request.parameters
+                )
+                details = parsed.details or {}
+                generated = details.get("generated_tokens")
+                prompt = details.get("input_length")
+                if isinstance(generated, int):
+                    usage = Usage(
+                        prompt if isinstance(prompt, int) else request.prompt_tokens,
+                        generated + best_of_tokens(details),
+                        generated_anything=True,
+                    )
+                return outcome, parsed, time.perf_counter() - started
             finally:
-                if settlement is not None:
-                    settlement.used(tally)
-        finally:
-            self.in_flight.release()
+                in_flight.release()
+                if budget is not None:
+                    budget.settle(usage)
+
+        try:
+            attempts = self._attempts(request.model, call, deadline)
+            future = asyncio.get_running_loop().run_in_executor(self.executor, run)
+        except BaseException:
+            in_flight.release()
+            raise
+        outcome, generated, seconds = await self._within(future, deadline)
         return GenerationResult(
             generated.text,
             generated.details,
-            time.perf_counter() - started,
+            seconds,
             outcome.served_by,
             outcome.warming_waited or None,
         )
@@ -354,7 +447,11 @@ class GenerationService:
             ), upstream.backend.generate_decoder(prepared.parameters)
 
         return self._open(
-            request.model, call, deadline, request.budget_tokens, request.prompt_tokens
+            request.model,
+            call,
+            deadline,
+            lambda: (request.budget_tokens, request.prompt_tokens),
+            estimate_on_loop=True,
         )
 
     def chat(
@@ -369,11 +466,7 @@ class GenerationService:
             body = upstream.backend.chat_body(data, target.defaults)
             return upstream.channel.invoke_stream(body, deadline), upstream.backend.chat_decoder()
 
-        prompt = estimate_tokens(str(data.get("messages", "")))
-        most = data.get("max_completion_tokens") or data.get("max_tokens")
-        if not isinstance(most, int):
-            most = max(model.limits.max_total_tokens - prompt, 0)
-        return self._open(model, call, deadline, prompt + most, prompt, chat=True)
+        return self._open(model, call, deadline, lambda: chat_budget(model, data), chat=True)
 
 
 __all__ = [

@@ -20,7 +20,7 @@ from concurrent.futures import Executor
 from dataclasses import dataclass
 from typing import Any
 
-from llm_gateway.core.errors import GatewayError, upstream_error
+from llm_gateway.core.errors import ErrorKind, GatewayError, upstream_error
 from llm_gateway.core.events import ChatChunk, EventDecoder, StreamEvent, StreamItem, TokenEvent
 from llm_gateway.core.ports import UpstreamBody
 
@@ -55,6 +55,9 @@ class Tally:
     tokens: int = 0  # token events (generate) or content deltas (chat)
     details: dict[str, Any] | None = None  # the last token event's details
     usage: dict[str, Any] | None = None  # a chat stream's usage chunk
+    opened: bool = False  # an upstream call was started
+    finished: bool = False  # the upstream's answer ended (its last event, or end of body)
+    failed: bool = False  # the upstream failed (no answer, or an error mid-stream)
 
     def add(self, items: list[StreamItem]) -> None:
         for item in items:
@@ -87,17 +90,20 @@ class TokenStream:
         open_upstream: Callable[[TokenStream], Opened],
         executor: Executor,
         *,
-        gate: asyncio.Future[Any] | None = None,
         on_end: Callable[[Tally], None] | None = None,
+        hold_last: bool = False,
     ) -> None:
-        """``gate``: an admission check running alongside the upstream call; no event is
-        handed out before it passes, and its failure is the stream's. ``on_end`` runs on the
-        worker thread once the upstream is done, with what it sent. ``open_upstream`` runs on
-        the worker thread and may wait (a model scaling up from zero) or pick another model:
-        it records that in ``warming`` and ``served_by``."""
+        """``on_end`` runs on the worker thread once the upstream is done, with what it sent.
+        ``open_upstream`` runs on the worker thread (it may reserve a budget first, wait for a
+        model scaling up from zero, or pick another model: it records that in ``warming`` and
+        ``served_by``; it sets ``tally.opened`` when it calls the upstream). ``hold_last``:
+        the stream's final item (the last token event, or its end) is handed out only after
+        ``on_end`` has returned, so work done there (settling a budget) is finished before
+        the client can read the last byte."""
         self._open_upstream = open_upstream
-        self._gate = gate
         self._on_end = on_end
+        self._hold_last = hold_last
+        self._ended = False  # on the loop: END has been delivered
         self.tally = Tally()
         self._executor = executor
         self.closed_event = threading.Event()  # set when the consumer closes the stream
@@ -138,6 +144,8 @@ class TokenStream:
     def _deliver(self, items: list[Item]) -> None:
         """On the loop thread: queue what the worker read and wake the consumer."""
         self._pending.extend(items)
+        if items and isinstance(items[-1], _End):
+            self._ended = True
         waiter = self._waiter
         if waiter is not None and not waiter.done():
             waiter.set_result(None)
@@ -163,17 +171,24 @@ class TokenStream:
                 if decoder.finished:
                     break
             if not decoder.finished:
+                if self._closed:
+                    return
                 self._post(list(decoder.close()))
+            tally.finished = True
         except GatewayError as exc:
+            # A timeout says nothing of what the model generated: not a failure to refund.
+            tally.failed = not self._closed and exc.kind != ErrorKind.TIMEOUT
             self._post([exc])
         except Exception as exc:  # a reader must never die silently
             if not self._closed:
+                tally.failed = True
                 log.warning("upstream stream failed: %s", type(exc).__name__)
                 self._post(
                     [upstream_error(f"The model endpoint stream failed ({type(exc).__name__})")]
                 )
         finally:
-            self._post([END])
+            if not self._hold_last:
+                self._post([END])
             if body is not None:
                 self._drain_and_close(body, decoder is not None and decoder.finished)
             if self._on_end is not None:
@@ -181,6 +196,8 @@ class TokenStream:
                     self._on_end(tally)
                 except Exception:  # accounting must never break a stream
                     log.exception("stream end accounting failed")
+            if self._hold_last:
+                self._post([END])
             with TokenStream._active_lock:
                 TokenStream.active -= 1
 
@@ -198,20 +215,14 @@ class TokenStream:
 
     # -- event loop side -----------------------------------------------------------------------
 
-    async def _pass_gate(self, gate: asyncio.Future[Any]) -> None:
-        self._gate = None
-        try:
-            await gate
-        except GatewayError:
-            self.close()
-            self.finished_at = time.perf_counter()
-            self._pending.clear()
-            self._pending.append(END)
-            raise
+    def _held(self, item: Item) -> bool:
+        """The stream's last word (its last token event, or an error) waits for the end and
+        the work done before it."""
+        if not self._hold_last or self._ended:
+            return False
+        return isinstance(item, GatewayError) or (isinstance(item, TokenEvent) and item.is_last)
 
     async def next(self, timeout: float | None) -> StreamEvent | None:
-        if self._gate is not None:
-            await self._pass_gate(self._gate)
         if not self._pending:
             loop = self._loop or asyncio.get_running_loop()
             waiter = self._waiter = loop.create_future()
@@ -228,6 +239,8 @@ class TokenStream:
         if isinstance(item, _End):
             self.finished_at = self.finished_at or time.perf_counter()
             raise StopAsyncIteration
+        if self._held(item):
+            return await self._wait_for_end(timeout)
         self._pending.popleft()
         if isinstance(item, GatewayError):
             self.finished_at = time.perf_counter()
@@ -238,6 +251,24 @@ class TokenStream:
         self.last_event = item
         return item
 
+    async def _wait_for_end(self, timeout: float | None) -> StreamEvent | None:
+        """Hold the stream's last word until its end has been delivered."""
+        loop = self._loop or asyncio.get_running_loop()
+        deadline = None if timeout is None else loop.time() + timeout
+        while not self._ended:
+            waiter = self._waiter = loop.create_future()
+            left = None if deadline is None else max(deadline - loop.time(), 0.0)
+            timer = None if left is None else loop.call_later(left, _wake, waiter)
+            try:
+                await waiter
+            finally:
+                self._waiter = None
+                if timer is not None:
+                    timer.cancel()
+            if not self._ended and deadline is not None and loop.time() >= deadline:
+                return TIMEOUT
+        return await self.next(timeout)
+
     def ready(self) -> list[StreamEvent]:
         """The token events that have already arrived (no waiting): a relay sends them in one
         write. Stops before an error or the end, which :meth:`next` then reports."""
@@ -245,7 +276,7 @@ class TokenStream:
         pending = self._pending
         while pending:
             item = pending[0]
-            if isinstance(item, GatewayError | _End):
+            if isinstance(item, GatewayError | _End) or self._held(item):
                 break
             out.append(item)
             pending.popleft()
@@ -253,16 +284,29 @@ class TokenStream:
             self.last_event = out[-1]
         return out
 
+    async def finish(self, timeout: float = 1.0) -> None:
+        """Close the upstream and, when the stream holds its last word (``hold_last``), wait
+        (at most ``timeout``) until the worker's end work is done: a stream ended early (a
+        deadline) then settles before its final frame, as a complete one does."""
+        self.close()
+        if not self._hold_last or self._loop is None:
+            return
+        deadline = self._loop.time() + timeout
+        while not self._ended and self._loop.time() < deadline:
+            waiter = self._waiter = self._loop.create_future()
+            timer = self._loop.call_later(deadline - self._loop.time(), _wake, waiter)
+            try:
+                await waiter
+            finally:
+                self._waiter = None
+                timer.cancel()
+
     def close(self) -> None:
         """Stop reading and abort the upstream connection (idempotent, any thread)."""
         if self._closed:
             return
         self._closed = True
         self.closed_event.set()
-        gate, self._gate = self._gate, None
-        if gate is not None and not gate.done() and self._loop is not None:
-            # An admission nobody will wait for; cancelling it refunds what it reserved.
-            self._loop.call_soon_threadsafe(gate.cancel)
         body = self._body
         if body is not None:
             try:
