@@ -18,7 +18,7 @@ from text_generation.errors import ValidationError as TGValidationError
 from llm_gateway.config import Settings
 from llm_gateway.emulator import Emulator, EndpointSpec
 from llm_gateway.emulator.spec import Fault
-from tests.conftest import gateway_config
+from tests.conftest import gateway_config, sse_events
 from tests.test_emulator_openai import WEATHER  # one tool for the emulator and the relay
 
 ENDPOINTS: dict[str, dict[str, Any]] = {
@@ -42,7 +42,14 @@ MODELS: list[dict[str, Any]] = [
         "backend": "openai",
         "defaults": {"max_new_tokens": 4},
     },
+    {
+        "name": "qwen-strict",
+        "endpoint": "oa-vllm",
+        "backend": "openai",
+        "unsupported_params": "refuse",
+    },
 ]
+DROPPED = "x-llm-gateway-dropped-params"
 HI = [{"role": "user", "content": "Hi"}]
 
 
@@ -269,7 +276,7 @@ def test_text_generation_eos_and_top_tokens(gw: str) -> None:
     assert details.finish_reason.value == "eos_token"
     assert details.tokens[-1].special and details.generated_tokens == len(details.tokens)
     assert len(details.top_tokens) == len(details.tokens)
-    assert all(len(top) == 2 for top in details.top_tokens[:-1])
+    assert all(len(top) == 2 for top in details.top_tokens)  # the EOS row too
 
 
 def test_huggingface_hub_client(gw: str) -> None:
@@ -281,14 +288,55 @@ def test_huggingface_hub_client(gw: str) -> None:
     assert events[-1].details.input_length == 1  # type: ignore[attr-defined]
 
 
+def _calls(emulator: Emulator) -> int:
+    return emulator.stats_for("oa-vllm").requests
+
+
+def test_sampling_hints_are_dropped_and_reported(gw: str, emulator: Emulator) -> None:
+    hinted = {"max_new_tokens": 4, "typical_p": 0.95, "watermark": True, "do_sample": True}
+    before = _calls(emulator)
+    r = httpx.post(
+        f"{gw}/models/qwen/generate", json={"inputs": "Hi", "parameters": hinted}, timeout=10
+    )
+    assert r.status_code == 200 and r.json()["generated_text"]
+    assert r.headers[DROPPED] == "typical_p,watermark"
+    with httpx.stream(
+        "POST",
+        f"{gw}/models/qwen/generate_stream",
+        json={
+            "inputs": "Hi",
+            "parameters": {"max_new_tokens": 4, "typical_p": 0.5, "details": True},
+        },
+        timeout=10,
+    ) as streamed:
+        events = [json.loads(e) for e in sse_events(streamed.read())]
+        assert streamed.status_code == 200 and streamed.headers[DROPPED] == "typical_p"
+    assert events[-1]["details"]["generated_tokens"] == 4
+    assert _calls(emulator) == before + 2
+    sent = [json.loads(r["body"]) for r in list(emulator.stats_for("oa-vllm").recent)[-2:]]
+    assert [sorted({"typical_p", "watermark"} & set(body)) for body in sent] == [[], []]
+    assert sent[0].get("temperature") != 0  # the rest of the request as asked: sampled
+    # nothing dropped, no header (watermark: false is no hint)
+    plain = {"max_new_tokens": 2, "watermark": False}
+    r = httpx.post(
+        f"{gw}/models/qwen/generate", json={"inputs": "Hi", "parameters": plain}, timeout=10
+    )
+    assert r.status_code == 200 and DROPPED not in r.headers
+
+
 def test_unsupported_tgi_fields_are_refused_before_any_call(gw: str, emulator: Emulator) -> None:
-    client = Client(f"{gw}/models/qwen")
+    before = _calls(emulator)
+    strict = Client(f"{gw}/models/qwen-strict")
     with pytest.raises(TGValidationError, match=r"`typical_p` is not supported.*openai"):
-        client.generate("Hi", typical_p=0.5)
+        strict.generate("Hi", typical_p=0.5)
     with pytest.raises(TGValidationError, match="`watermark` is not supported"):
-        client.generate("Hi", watermark=True)
+        list(strict.generate_stream("Hi", watermark=True))
+    client = Client(f"{gw}/models/qwen")  # unsupported_params: drop (the default)
     with pytest.raises(TGValidationError, match="`best_of` is not supported"):
-        client.generate("Hi", best_of=2, do_sample=True)
+        client.generate("Hi", best_of=2, do_sample=True, typical_p=0.5)
+    with pytest.raises(TGValidationError, match="`decoder_input_details` is not supported"):
+        client.generate("Hi", decoder_input_details=True, typical_p=0.5)
+    assert _calls(emulator) == before  # refused before any call
     r = httpx.post(
         f"{gw}/models/qwen-sglang/generate",
         json={"inputs": "Hi", "parameters": {"truncate": 5}},

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import orjson
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -121,9 +122,8 @@ def test_relayed_chat_body_keeps_everything_and_fills_defaults() -> None:
     )
 
 
+# Refused whatever `unsupported_params` says: without them the client reads something else.
 REFUSED: list[tuple[GenerateParameters, bool, bool, str]] = [
-    (P(typical_p=0.5), False, False, "typical_p"),
-    (P(watermark=True), False, False, "watermark"),
     (P(best_of=2, do_sample=True), False, False, "best_of"),
     (P(decoder_input_details=True), False, False, "decoder_input_details"),
     (P(return_full_text=True), True, False, "return_full_text"),
@@ -133,12 +133,17 @@ REFUSED: list[tuple[GenerateParameters, bool, bool, str]] = [
 ]
 
 
-@pytest.mark.parametrize(("parameters", "stream", "chat_only", "field"), REFUSED)
-def test_unsupported_fields_are_422_naming_field_and_backend(
-    parameters: GenerateParameters, stream: bool, chat_only: bool, field: str
+HINTS: list[tuple[GenerateParameters, str]] = [
+    (P(typical_p=0.5), "typical_p"),
+    (P(watermark=True), "watermark"),
+]
+
+
+def _refused(
+    backend: OpenAIBackend, parameters: GenerateParameters, stream: bool, field: str
 ) -> None:
     with pytest.raises(GatewayError) as info:
-        OpenAIBackend(chat_only=chat_only).check(parameters, stream=stream)
+        backend.check(parameters, stream=stream)
     error = info.value
     assert (error.status, error.error_type, error.param) == (422, "validation", field)
     assert error.message.startswith(
@@ -146,9 +151,39 @@ def test_unsupported_fields_are_422_naming_field_and_backend(
     )
 
 
+@pytest.mark.parametrize("unsupported", ["drop", "refuse"])
+@pytest.mark.parametrize(("parameters", "stream", "chat_only", "field"), REFUSED)
+def test_unsupported_fields_are_422_naming_field_and_backend(
+    parameters: GenerateParameters, stream: bool, chat_only: bool, field: str, unsupported: str
+) -> None:
+    backend = OpenAIBackend(chat_only=chat_only, unsupported_params=unsupported)
+    _refused(backend, parameters, stream, field)
+
+
+@pytest.mark.parametrize(("parameters", "field"), HINTS)
+def test_sampling_hints_are_refused_under_refuse(
+    parameters: GenerateParameters, field: str
+) -> None:
+    _refused(OpenAIBackend(unsupported_params="refuse"), parameters, False, field)
+
+
+@pytest.mark.parametrize("chat_only", [False, True])
+def test_sampling_hints_are_dropped_by_default_and_never_sent(chat_only: bool) -> None:
+    backend = OpenAIBackend(chat_only=chat_only)
+    p = P(typical_p=0.95, watermark=True, max_new_tokens=3, temperature=0.8)
+    assert backend.check(p, stream=False) == ("typical_p", "watermark")
+    assert backend.check(P(typical_p=0.95), stream=True) == ("typical_p",)
+    for stream in (False, True):
+        body = orjson.loads(backend.generate_body("Hi", p, stream=stream))
+        assert not {"typical_p", "typical", "watermark"} & set(body)
+        assert body["temperature"] == 0.8  # the rest of the sampling request is kept
+
+
 def test_fields_tgi_clients_always_send_pass() -> None:
     # text_generation sends watermark: false and nulls for everything unset
-    OpenAIBackend().check(P(watermark=False, best_of=1, do_sample=False), stream=True)
+    for unsupported in ("drop", "refuse"):
+        backend = OpenAIBackend(unsupported_params=unsupported)
+        assert backend.check(P(watermark=False, best_of=1, do_sample=False), stream=True) == ()
 
 
 # -- upstream stream -> TGI SSE -----------------------------------------------------------------
@@ -294,12 +329,61 @@ def test_buffered_completion_as_tgi_details() -> None:
             {"id": 13, "text": ".", "logprob": -0.5, "special": False},
         ],
         "top_tokens": [
-            [{"id": 0, "text": " Deep", "logprob": -0.31, "special": False}],
-            [{"id": 0, "text": " learning", "logprob": -0.02, "special": False}],
-            [{"id": 0, "text": ".", "logprob": -0.5, "special": False}],
+            [{"id": 18682, "text": " Deep", "logprob": -0.31, "special": False}],
+            [{"id": 6975, "text": " learning", "logprob": -0.02, "special": False}],
+            [{"id": 13, "text": ".", "logprob": -0.5, "special": False}],
         ],
         "input_length": 6,
     }
+
+
+# An EOS the container shows no log-probs for (the stream's finish chunk has none), then one
+# it names in the log-probs, with token ids.
+EOS_STREAM = (
+    b'data: {"choices":[{"index":0,"text":" Hi","logprobs":{"tokens":[" Hi"],"token_logprobs":'
+    b'[-0.1],"top_logprobs":[{" Hi":-0.1," Yo":-2.5,".":-3.0}]},"finish_reason":null}]}\n\n'
+    b'data: {"choices":[{"index":0,"text":"","logprobs":null,"finish_reason":"stop",'
+    b'"stop_reason":null}]}\n\n'
+    b'data: {"choices":[],"usage":{"prompt_tokens":1,"completion_tokens":2}}\n\n'
+    b"data: [DONE]\n\n"
+)
+EOS_NAMED = (
+    b'{"choices":[{"index":0,"text":" Hi","logprobs":{"tokens":[" Hi","</s>"],"token_logprobs":'
+    b'[-0.1,-0.2],"top_logprobs":[{" Hi":-0.1," Yo":-2.5},{"</s>":-0.2,".":-1.9}]},'
+    b'"finish_reason":"stop","stop_reason":null,"token_ids":[17,2]}],'
+    b'"usage":{"prompt_tokens":1,"completion_tokens":2}}'
+)
+UNKNOWN = {"id": 0, "text": "", "logprob": None, "special": False}
+
+
+@pytest.mark.parametrize("top_n", [1, 2, 3])
+def test_every_top_tokens_row_is_as_wide_as_asked_eos_included(top_n: int) -> None:
+    parameters = P(details=True, top_n_tokens=top_n)
+    items = decode(OpenAIBackend().generate_decoder(parameters), [EOS_STREAM])
+    events = [i for i in items if isinstance(i, TokenEvent)]
+    assert [e.token["text"] for e in events] == [" Hi", ""]
+    hi = [(" Hi", -0.1), (" Yo", -2.5), (".", -3.0)][:top_n]
+    assert events[0].top_tokens == [
+        {"id": 0, "text": t, "logprob": lp, "special": False} for t, lp in hi
+    ]
+    eos = {"id": 0, "text": "", "logprob": None, "special": True}
+    assert events[1].token == eos
+    # the EOS itself first, then entries the container did not report
+    assert events[1].top_tokens == [eos] + [UNKNOWN] * (top_n - 1)
+
+    generated = OpenAIBackend().parse_generated(EOS_NAMED, parameters)
+    assert generated.details is not None
+    assert generated.details["tokens"][-1] == {
+        "id": 2,
+        "text": "</s>",
+        "logprob": -0.2,
+        "special": True,
+    }
+    rows = generated.details["top_tokens"]
+    assert [len(row) for row in rows] == [top_n, top_n]
+    named = [{"id": 2, "text": "</s>", "logprob": -0.2, "special": True}]
+    named.append({"id": 0, "text": ".", "logprob": -1.9, "special": False})
+    assert rows[1] == [*named, UNKNOWN][:top_n]
 
 
 # -- upstream chat stream -> OpenAI chunks (relay) --------------------------------------------
@@ -414,3 +498,17 @@ def test_mid_stream_errors() -> None:
     assert lmi.error_type == "generation"
     traceback = error_event({"error": {"message": "Traceback\n  File x", "code": 500}})
     assert traceback.message == "The model failed during generation"
+
+
+# -- configuration ------------------------------------------------------------------------------
+
+
+def test_unsupported_params_is_drop_or_refuse() -> None:
+    from llm_gateway.config.loader import ConfigError, parse_config
+
+    model = {"name": "m", "endpoint": "e", "backend": "openai"}
+    assert parse_config({"models": [model]}, "t").models[0].unsupported_params == "drop"
+    strict = parse_config({"models": [{**model, "unsupported_params": "refuse"}]}, "t")
+    assert strict.models[0].unsupported_params == "refuse"
+    with pytest.raises(ConfigError, match="unsupported_params"):
+        parse_config({"models": [{**model, "unsupported_params": "ignore"}]}, "t")

@@ -105,18 +105,29 @@ def test_a_models_return_full_text_default_wins_over_the_routes(start_gateway):
     assert not r.json()[0]["generated_text"].startswith("Prompt:")
 
 
-def test_models_behind_an_openai_server_keep_it_unset():
+def test_models_behind_an_openai_server_get_the_prompt_from_the_gateway():
+    """An OpenAI server cannot echo the prompt on streams: the gateway puts it before the
+    answer's text itself (tests/test_clients.py runs InferenceClient against one)."""
+    from llm_gateway.backends.openai import OpenAIBackend
+    from llm_gateway.backends.tgi.generate import TGIGenerate
     from llm_gateway.config.schema import ModelConfig
     from llm_gateway.core.parameters import GenerateParameters
-    from llm_gateway.dialects.tgi.dialect import compat_parameters
+    from llm_gateway.dialects.tgi.dialect import compat_parameters, full_text_prefix
 
     vllm = ModelConfig(name="v", endpoint="e", backend="openai")
     tgi = ModelConfig(name="t", endpoint="e")
     unset = GenerateParameters(max_new_tokens=2)
-    assert compat_parameters(unset, vllm).return_full_text is None
+    assert compat_parameters(unset, vllm).return_full_text is True
     assert compat_parameters(unset, tgi).return_full_text is True
     chosen = GenerateParameters(return_full_text=False)
     assert compat_parameters(chosen, tgi).return_full_text is False
+    no_echo = OpenAIBackend.capabilities  # an OpenAI server echoes no prompt on streams
+    sent, prefix = full_text_prefix(compat_parameters(unset, vllm), vllm, "Prompt:", no_echo)
+    assert (sent.return_full_text, prefix) == (False, "Prompt:")
+    assert full_text_prefix(chosen, vllm, "Prompt:", no_echo) == (chosen, "")
+    full = GenerateParameters(return_full_text=True)
+    echo = TGIGenerate.capabilities  # TGI echoes it itself
+    assert full_text_prefix(full, tgi, "Prompt:", echo) == (full, "")
 
 
 def test_text_generation_client_on_the_compat_route(gateway):

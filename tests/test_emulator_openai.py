@@ -36,6 +36,9 @@ ENDPOINTS: dict[str, dict[str, Any]] = {
     "lmi-deep": {"server": "lmi", "output_text": " Deep learning is a field."},
     "lmi-hello": {"server": "lmi", "output_text": "Hello"},
     "openai-faulty": {"server": "vllm"},
+    "vllm-stops": {"server": "vllm", "output_text": " One. Two."},
+    "sglang-stops": {"server": "sglang", "output_text": " One. Two."},
+    "lmi-stops": {"server": "lmi", "output_text": " One. Two."},
 }
 
 WEATHER: dict[str, Any] = {
@@ -187,6 +190,45 @@ def test_usage_is_exact_and_the_stop_text_is_cut(runtime: Any) -> None:
     )
     assert length.choices[0].finish_reason == "length"
     assert length.usage is not None and length.usage.completion_tokens == 2
+
+
+# (endpoint, the request's switch to keep the stop text): vLLM's, which LMI passes on to vLLM,
+# and SGLang's own (SGLang has no include_stop_str_in_output).
+KEEP_STOP = [
+    ("vllm-stops", "include_stop_str_in_output"),
+    ("lmi-stops", "include_stop_str_in_output"),
+    ("sglang-stops", "no_stop_trim"),
+]
+
+
+@pytest.mark.parametrize(("endpoint", "switch"), KEEP_STOP)
+def test_stop_text_is_kept_when_the_request_says_so(
+    runtime: Any, endpoint: str, switch: str
+) -> None:
+    def content(**fields: Any) -> str:
+        body = chat(temperature=0, stop=[". T"], max_tokens=20, **fields)
+        data = ChatCompletion.model_validate_json(invoke(runtime, endpoint, body))
+        assert data.choices[0].finish_reason == "stop"
+        return str(data.choices[0].message.content)
+
+    assert content() == " One"  # cut by default
+    assert content(**{switch: False}) == " One"
+    # kept: the stop string itself, not the rest of the token it ended in (" Two"'s "wo")
+    assert content(**{switch: True}) == " One. T"
+    other = {"no_stop_trim" if switch != "no_stop_trim" else "include_stop_str_in_output": True}
+    assert content(**other) == " One"  # the other server's switch means nothing here
+
+
+@pytest.mark.parametrize("keep", [False, True])
+def test_vllm_completion_stream_keeps_the_stop_text_when_asked(runtime: Any, keep: bool) -> None:
+    body = {"prompt": "Hi", "max_tokens": 20, "stop": ["."], "temperature": 0}
+    body["include_stop_str_in_output"] = keep
+    answer = Completion.model_validate_json(invoke(runtime, "vllm-stops", body))
+    assert answer.choices[0].text == (" One." if keep else " One")
+    streamed, _ = stream(runtime, "vllm-stops", {**body, "stream": True})
+    choices = [orjson.loads(p)["choices"][0] for p in sse_payloads(streamed)]
+    assert "".join(c["text"] for c in choices) == answer.choices[0].text
+    assert (choices[-1]["finish_reason"], choices[-1]["stop_reason"]) == ("stop", ".")
 
 
 def test_include_usage_and_continuous_usage(runtime: Any) -> None:

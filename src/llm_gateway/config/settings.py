@@ -45,6 +45,19 @@ def _list(env: Mapping[str, str], key: str) -> tuple[str, ...]:
     return tuple(part.strip() for part in env.get(key, "").split(",") if part.strip())
 
 
+def aws_region(env: Mapping[str, str] | None = None) -> str | None:
+    """The region for the gateway's boto3 clients: ``AWS_REGION`` when set (Lambda sets it, the
+    README and the AWS CLI v2 honour it, over ``AWS_DEFAULT_REGION``), else ``None`` for
+    botocore's own chain (``AWS_DEFAULT_REGION``, the profile's ``region``), which does not
+    read ``AWS_REGION``.
+
+    >>> aws_region({"AWS_REGION": "eu-west-1"}), aws_region({"AWS_DEFAULT_REGION": "us-east-1"})
+    ('eu-west-1', None)
+    """
+    env = os.environ if env is None else env
+    return env.get("AWS_REGION", "").strip() or None
+
+
 @dataclass(frozen=True)
 class Settings:
     api_keys: tuple[str, ...] = ()  # GATEWAY_API_KEYS: empty = no in-app key check

@@ -1,13 +1,16 @@
 """What the simulated model behind an OpenAI-style server (vLLM, SGLang, LMI) generates.
 
 Same words and tokenizer as the simulated TGI, but with vLLM's stop semantics: a stop string
-anywhere in the new text ends the answer and is cut out of it (``include_stop_str_in_output``
-false), ``stop_reason`` names it (or the stop token id; ``None`` for EOS and the length limit),
-and EOS is counted in ``completion_tokens`` but shows no text.
+anywhere in the new text ends the answer and is cut out of it (unless the request sets
+``include_stop_str_in_output``, SGLang's ``no_stop_trim``: then the text ends with the stop),
+``stop_reason`` names it (or the stop token id; ``None`` for EOS and the length limit), and EOS
+is counted in ``completion_tokens`` but shows no text.
 
 >>> choice = generate("hi", Sampling(max_tokens=9, stops=["."]), fixed_text=" One. Two.")
 >>> choice.text, choice.finish_reason, choice.stop_reason, len(choice.tokens)
 (' One', 'stop', '.', 2)
+>>> generate("hi", Sampling(max_tokens=9, stops=["."], keep_stop=True), fixed_text=" One. Two.").text
+' One.'
 """
 
 from __future__ import annotations
@@ -67,6 +70,9 @@ class Sampling:
     stops: list[str] = field(default_factory=list)
     stop_token_ids: list[int] = field(default_factory=list)
     top_n: int = 0  # alternatives to report per token (logprobs)
+    # vLLM's include_stop_str_in_output (SGLang's no_stop_trim): the matched stop text (or
+    # the stop token's text) stays in the output instead of being cut.
+    keep_stop: bool = False
 
 
 def rng_for(prompt: str, sampling: Sampling, index: int) -> random.Random:
@@ -134,6 +140,8 @@ def generate(
         if token.id in sampling.stop_token_ids:
             visible, finish, stop_reason, stopped = len(text), "stop", token.id, True
             text += piece
+            if sampling.keep_stop:
+                visible = len(text)
             break
         start = max(len(text) - longest + 1, 0)
         text += piece
@@ -141,6 +149,8 @@ def generate(
         if hits:
             position, stop = min(hits)
             visible, finish, stop_reason, stopped = position, "stop", stop, True
+            if sampling.keep_stop:  # vLLM still cuts what follows the stop in its token
+                visible += len(stop)
             break
     if not stopped and len(tokens) < sampling.max_tokens:
         eos = _token(EOS_ID, str(EOS_TOKEN["text"]), rng, sampling.top_n, True)

@@ -1,7 +1,7 @@
 """The ``openai`` backend: containers whose ``/invocations`` takes OpenAI bodies (vLLM DLCs,
 SGLang DLC, LMI v17+).
 
-- Chat requests of the OpenAI dialect are relayed (``chat = True``): tools, ``n``,
+- Chat requests of the OpenAI dialect are relayed (``capabilities.chat``): tools, ``n``,
   ``response_format`` and logprobs go to the container, whose chat template applies.
 - Prompts (the TGI dialect's ``/generate``, ``/generate_stream`` and ``POST /``, and
   ``/v1/completions``) become completion requests, or with ``chat_only`` (SGLang serves chat
@@ -20,20 +20,29 @@ from llm_gateway.backends.openai.errors import container_error, error_event
 from llm_gateway.core.errors import GatewayError
 from llm_gateway.core.events import EventDecoder
 from llm_gateway.core.parameters import GenerateParameters
-from llm_gateway.core.ports import Generated
+from llm_gateway.core.ports import Capabilities, Generated
 
 
 class OpenAIBackend:
     """An OpenAI server behind SageMaker's ``/invocations``."""
 
     name = "openai"
-    chat = True
+    # The container applies OpenAI's chat fields itself, but echoes no prompt on streams.
+    capabilities = Capabilities(
+        chat=True, tools=True, logprobs=True, choices=True, prompt_echo=False
+    )
 
-    def __init__(self, *, chat_only: bool = False) -> None:
+    def __init__(self, *, chat_only: bool = False, unsupported_params: str = "drop") -> None:
         self.chat_only = chat_only
+        self.unsupported_params = unsupported_params  # drop | refuse (sampling hints)
 
-    def check(self, parameters: GenerateParameters, *, stream: bool) -> None:
-        request.check(parameters, stream=stream, chat_only=self.chat_only)
+    def check(self, parameters: GenerateParameters, *, stream: bool) -> tuple[str, ...]:
+        return request.check(
+            parameters,
+            stream=stream,
+            chat_only=self.chat_only,
+            unsupported_params=self.unsupported_params,
+        )
 
     def generate_body(self, inputs: str, parameters: GenerateParameters, *, stream: bool) -> bytes:
         if self.chat_only:

@@ -91,13 +91,27 @@ class TokenBuilder:
     def __init__(self, top_n: int) -> None:
         self.top_n = top_n
 
-    def _top(self, entry: Entry) -> list[dict[str, Any]] | None:
-        if not self.top_n or entry[2] is None:
+    def row(
+        self, token: dict[str, Any], alternatives: list[tuple[str, float | None]] | None
+    ) -> list[dict[str, Any]] | None:
+        """TGI's ``top_tokens`` row for ``token``: always ``top_n`` wide, as TGI's. The
+        container's alternatives come first (best first); the token itself is added when
+        they leave it out, and what the container did not report (an EOS it showed no
+        log-probs for) is filled with unknown entries (``text: ""``, ``logprob: null``)."""
+        if not self.top_n:
             return None
-        return [
+        row = [
             {"id": 0, "text": text, "logprob": logprob, "special": False}
-            for text, logprob in entry[2][: self.top_n]
+            for text, logprob in (alternatives or [])[: self.top_n]
         ]
+        for entry in row:  # the chosen token, named by the container: its id, its specialness
+            if entry["text"] == token["text"]:
+                entry["id"], entry["special"] = token["id"], token["special"]
+        if len(row) < self.top_n and all(r["text"] != token["text"] for r in row):
+            row.append(dict(token))
+        while len(row) < self.top_n:
+            row.append({"id": 0, "text": "", "logprob": None, "special": False})
+        return row
 
     def tokens(self, text: str, entries: list[Entry], ids: Any, eos: bool) -> list[Token]:
         """``eos``: the answer ends here on an end-of-sequence token, which TGI shows as a last
@@ -118,10 +132,11 @@ class TokenBuilder:
             for i, (entry, shown) in enumerate(zip(entries, texts, strict=True)):
                 token_id = ids[i] if len(ids) > i and isinstance(ids[i], int) else 0
                 token = {"id": token_id, "text": shown, "logprob": entry[1], "special": False}
-                out.append((token, self._top(entry)))
+                out.append((token, self.row(token, entry[2])))
         elif text:
             token_id = ids[0] if ids and isinstance(ids[0], int) else 0
-            out.append(({"id": token_id, "text": text, "logprob": None, "special": False}, None))
+            token = {"id": token_id, "text": text, "logprob": None, "special": False}
+            out.append((token, self.row(token, None)))
         if eos:
             if eos_entry is not None:
                 token_id = ids[-1] if len(ids) > len(out) and isinstance(ids[-1], int) else 0
@@ -131,9 +146,10 @@ class TokenBuilder:
                     "logprob": eos_entry[1],
                     "special": True,
                 }
-                out.append((special, self._top(eos_entry)))
+                out.append((special, self.row(special, eos_entry[2])))
             else:
-                out.append(({"id": 0, "text": "", "logprob": None, "special": True}, None))
+                special = {"id": 0, "text": "", "logprob": None, "special": True}
+                out.append((special, self.row(special, None)))
         return out
 
 
@@ -224,9 +240,10 @@ class TokenDecoder(LineDecoder):
         if self.finished:
             return None
         self.finished = True
-        event = self._pending or TokenEvent(
-            index=1, token={"id": 0, "text": "", "logprob": None, "special": True}
-        )
+        if self._pending is None:  # the answer had no token: an empty EOS
+            eos = {"id": 0, "text": "", "logprob": None, "special": True}
+            self._pending = TokenEvent(index=1, token=eos, top_tokens=self._builder.row(eos, None))
+        event = self._pending
         self._pending = None
         usage = self._usage or {}
         generated = usage.get("completion_tokens")

@@ -12,7 +12,9 @@ template then wraps. TGI's semantics are kept where the container can be told th
 - per-token log-probs are asked only for ``details`` or ``top_n_tokens``; token counts come from
   ``usage`` (``stream_options.include_usage`` on streams).
 
-Fields the container cannot honour are refused by :func:`check` before any call.
+Fields the container cannot honour are refused by :func:`check` before any call; the sampling
+hints it lacks (``typical_p``, ``watermark``) are dropped, or refused under the model's
+``unsupported_params: refuse``.
 
 >>> from llm_gateway.core.parameters import GenerateParameters
 >>> completion_body("Hi", GenerateParameters(max_new_tokens=5, stop=["."]), stream=True)
@@ -38,13 +40,34 @@ def _refuse(field: str, why: str) -> None:
     )
 
 
-def check(parameters: GenerateParameters, *, stream: bool, chat_only: bool) -> None:
-    """Refuse, naming the field and the backend, what an OpenAI server cannot honour."""
+# Sampling hints an OpenAI server lacks: ignoring one changes how tokens are drawn, not what
+# the answer's shape is, so they may be dropped (``unsupported_params: drop``).
+_HINTS = {
+    "typical_p": "OpenAI servers have no typical sampling",
+    "watermark": "OpenAI servers do not watermark",
+}
+
+
+def unsupported_hints(p: GenerateParameters) -> tuple[str, ...]:
+    """The sampling hints set in ``p`` (``watermark: false`` is not one)."""
+    return tuple(name for name in _HINTS if getattr(p, name) not in (None, False))
+
+
+def check(
+    parameters: GenerateParameters,
+    *,
+    stream: bool,
+    chat_only: bool,
+    unsupported_params: str = "drop",
+) -> tuple[str, ...]:
+    """Refuse, naming the field and the backend, what an OpenAI server cannot honour; the
+    sampling hints it lacks are refused too under ``unsupported_params: refuse``, else
+    returned as dropped (the request body never carries them)."""
     p = parameters
-    if p.typical_p is not None:
-        _refuse("typical_p", "OpenAI servers have no typical sampling")
-    if p.watermark:
-        _refuse("watermark", "OpenAI servers do not watermark")
+    hints = unsupported_hints(p)
+    if unsupported_params == "refuse":
+        for name in hints:
+            _refuse(name, _HINTS[name])
     if p.best_of not in (None, 1):
         _refuse("best_of", "OpenAI servers return no best-of sequences")
     if p.decoder_input_details:
@@ -58,6 +81,7 @@ def check(parameters: GenerateParameters, *, stream: bool, chat_only: bool) -> N
         _refuse("truncate", "the container serves chat only, which cannot truncate")
     if chat_only and p.adapter_id is not None:
         _refuse("adapter_id", "the container serves chat only")
+    return hints
 
 
 def sampling(p: GenerateParameters) -> bool:
