@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+from collections.abc import Iterator
 from typing import Any
 
 import httpx
@@ -342,3 +343,245 @@ def test_a_fallback_answers_and_is_named(start_gateway: Any, faulty: Any, emulat
         client.responses.create(model="busy", input="Hi", max_output_tokens=3, stream=True)
     )
     assert {e.response.model for e in events if hasattr(e, "response")} == {"tgi082"}
+
+
+# -- function tools, on a model served by the emulator's vLLM (tools relayed) -------------------
+
+WEATHER: dict[str, Any] = {
+    "type": "function",
+    "name": "get_weather",
+    "description": "Weather in a city",
+    "parameters": {
+        "type": "object",
+        "properties": {"city": {"type": "string"}, "days": {"type": "integer"}},
+        "required": ["city", "days"],
+        "additionalProperties": False,
+    },
+    "strict": True,
+}
+NOOP: dict[str, Any] = {"type": "function", "name": "noop", "parameters": {"type": "object"}}
+# One container per flavour; the split ones cut the stream's bytes anywhere.
+TOOL_ENDPOINTS: dict[str, dict[str, Any]] = {
+    "oa-tools": {"server": "vllm"},
+    "oa-tools-split": {"server": "vllm", "split": "random"},
+    "oa-tools-sglang": {"server": "sglang", "model_id": "default", "split": "bytes:5"},
+    "oa-tools-lmi": {"server": "lmi", "split": "random"},
+}
+TOOL_MODELS: list[dict[str, Any]] = [
+    {"name": "qwen-tools", "endpoint": "oa-tools", "backend": "openai"},
+    {"name": "qwen-tools-split", "endpoint": "oa-tools-split", "backend": "openai"},
+    {
+        "name": "qwen-tools-sglang",
+        "endpoint": "oa-tools-sglang",
+        "backend": "openai",
+        "chat_only": True,
+    },
+    {"name": "qwen-tools-lmi", "endpoint": "oa-tools-lmi", "backend": "openai"},
+]
+
+
+@pytest.fixture(scope="module")
+def tool_client(emulator: Any, start_gateway: Any) -> Iterator[openai.OpenAI]:
+    from llm_gateway.config import Settings
+    from llm_gateway.emulator import EndpointSpec
+    from tests.conftest import MODELS, gateway_config
+
+    for name, spec in TOOL_ENDPOINTS.items():
+        emulator.set_endpoint(name, EndpointSpec.model_validate(spec))
+    url = start_gateway(
+        gateway_config([*MODELS, *TOOL_MODELS]),
+        Settings(stream_commit_seconds=3.0, heartbeat_seconds=0.2),
+    )
+    yield openai.OpenAI(base_url=f"{url}/v1", api_key="unused", max_retries=0)
+    for name in TOOL_ENDPOINTS:
+        emulator.endpoints.pop(name, None)
+
+
+def test_function_call_buffered_and_streamed(tool_client: openai.OpenAI, emulator: Any) -> None:
+    r = tool_client.responses.create(
+        model="qwen-tools", input="Weather in Paris?", tools=[WEATHER], temperature=0
+    )
+    Response.model_validate(r.model_dump())
+    assert r.status == "completed" and r.output_text == ""
+    [call] = r.output
+    assert call.type == "function_call" and call.status == "completed"
+    assert call.name == "get_weather" and call.id and call.id.startswith("fc_")
+    assert json.loads(call.arguments) == {"city": "simulated", "days": 1}
+    assert r.tools[0].type == "function" and r.tools[0].name == "get_weather"
+    assert r.tool_choice == "auto" and r.usage and r.usage.output_tokens == 16
+    events = list(
+        tool_client.responses.create(
+            model="qwen-tools",
+            input="Weather in Paris?",
+            tools=[WEATHER],
+            temperature=0,
+            stream=True,
+        )
+    )
+    kinds = [e.type for e in events]
+    assert kinds[:3] == ["response.created", "response.in_progress", "response.output_item.added"]
+    assert kinds[-3:] == [
+        "response.function_call_arguments.done",
+        "response.output_item.done",
+        "response.completed",
+    ]
+    assert set(kinds[3:-3]) == {"response.function_call_arguments.delta"}
+    assert [e.sequence_number for e in events] == list(range(len(events)))
+    deltas = [e for e in events if e.type == "response.function_call_arguments.delta"]
+    assert all(e.item_id == events[2].item.id and e.output_index == 0 for e in deltas)
+    assert "".join(e.delta for e in deltas) == call.arguments
+    final = events[-1].response
+    [streamed] = final.output
+    assert streamed.type == "function_call" and streamed.arguments == call.arguments
+    assert final.usage == r.usage
+    with tool_client.responses.stream(
+        model="qwen-tools", input="Weather in Paris?", tools=[WEATHER]
+    ) as stream:
+        done = [e for e in stream if e.type == "response.function_call_arguments.done"]
+        helper = stream.get_final_response()
+    assert json.loads(done[0].arguments) == {"city": "simulated", "days": 1}
+    assert helper.output[0].type == "function_call"
+
+
+def test_tool_choice_and_parallel_calls_reach_the_container(
+    tool_client: openai.OpenAI, emulator: Any
+) -> None:
+    r = tool_client.responses.create(
+        model="qwen-tools",
+        input="Hi",
+        tools=[NOOP, WEATHER],
+        tool_choice={"type": "function", "name": "get_weather"},
+        parallel_tool_calls=False,
+    )
+    sent = upstream(emulator, "oa-tools")
+    assert sent["tool_choice"] == {"type": "function", "function": {"name": "get_weather"}}
+    assert sent["parallel_tool_calls"] is False
+    assert sent["tools"][0] == {
+        "type": "function",
+        "function": {"name": "noop", "parameters": {"type": "object"}},
+    }
+    assert [o.type for o in r.output] == ["function_call"] and r.output[0].name == "get_weather"
+    assert r.tool_choice.type == "function" and r.parallel_tool_calls is False
+    none = tool_client.responses.create(
+        model="qwen-tools", input="Hi", tools=[WEATHER], tool_choice="none"
+    )
+    assert upstream(emulator, "oa-tools")["tool_choice"] == "none"
+    assert [o.type for o in none.output] == ["message"] and none.output_text
+    required = tool_client.responses.create(
+        model="qwen-tools", input="Hi", tools=[NOOP, WEATHER], tool_choice="required"
+    )
+    assert required.output[0].type == "function_call" and required.output[0].name == "noop"
+
+
+def test_tool_result_turn_is_stateless_and_answered_in_text(
+    tool_client: openai.OpenAI, emulator: Any
+) -> None:
+    """The client sends the call back with its output; the container gets the chat history
+    (the assistant's tool call, then a ``tool`` message), and the simulated model answers."""
+    first = tool_client.responses.create(
+        model="qwen-tools", input="Weather in Paris?", tools=[WEATHER]
+    )
+    call = first.output[0]
+    assert call.type == "function_call"
+    history: list[Any] = [
+        {"role": "user", "content": "Weather in Paris?"},
+        call.model_dump(exclude_none=True),  # the SDK's item as the Agents SDK sends it back
+        {"type": "function_call_output", "call_id": call.call_id, "output": "Sunny, 21 C"},
+    ]
+    second = tool_client.responses.create(
+        model="qwen-tools", input=history, tools=[WEATHER], instructions="Be brief."
+    )
+    assert second.status == "completed" and [o.type for o in second.output] == ["message"]
+    assert second.output_text
+    assert upstream(emulator, "oa-tools")["messages"] == [
+        {"role": "system", "content": "Be brief."},
+        {"role": "user", "content": "Weather in Paris?"},
+        {
+            "role": "assistant",
+            "content": None,
+            "tool_calls": [
+                {
+                    "id": call.call_id,
+                    "type": "function",
+                    "function": {"name": "get_weather", "arguments": call.arguments},
+                }
+            ],
+        },
+        {"role": "tool", "tool_call_id": call.call_id, "content": "Sunny, 21 C"},
+    ]
+    streamed = list(
+        tool_client.responses.create(
+            model="qwen-tools", input=history, tools=[WEATHER], stream=True
+        )
+    )
+    assert streamed[-1].type == "response.completed"
+    assert [o.type for o in streamed[-1].response.output] == ["message"]
+    # a forced call is still a call (vLLM forces it by guided decoding)
+    forced = tool_client.responses.create(
+        model="qwen-tools", input=history, tools=[WEATHER], tool_choice="required"
+    )
+    assert [o.type for o in forced.output] == ["function_call"]
+
+
+def test_calls_of_one_turn_are_one_assistant_message(
+    tool_client: openai.OpenAI, emulator: Any
+) -> None:
+    def call(n: int) -> dict[str, Any]:
+        return {"type": "function_call", "call_id": f"c{n}", "name": "noop", "arguments": "{}"}
+
+    def output(n: int) -> dict[str, Any]:
+        return {
+            "type": "function_call_output",
+            "call_id": f"c{n}",
+            "output": [{"type": "input_text", "text": f"r{n}"}],
+        }
+
+    tool_client.responses.create(
+        model="qwen-tools",
+        input=[
+            {"role": "user", "content": "Go"},
+            {
+                "type": "message",
+                "role": "assistant",
+                "content": [{"type": "output_text", "text": "Calling.", "annotations": []}],
+            },
+            call(1),
+            call(2),
+            output(1),
+            output(2),
+        ],
+        tools=[NOOP],
+    )
+    messages = upstream(emulator, "oa-tools")["messages"]
+    assert [m["role"] for m in messages] == ["user", "assistant", "tool", "tool"]
+    assert messages[1]["content"] == "Calling."
+    assert [c["id"] for c in messages[1]["tool_calls"]] == ["c1", "c2"]
+    assert messages[3] == {"role": "tool", "tool_call_id": "c2", "content": "r2"}
+
+
+@pytest.mark.parametrize("model", ["qwen-tools-split", "qwen-tools-sglang", "qwen-tools-lmi"])
+def test_tools_on_every_openai_server(tool_client: openai.OpenAI, model: str) -> None:
+    """vLLM (stream cut anywhere), SGLang and LMI (JSON Lines) stream tool calls differently;
+    the response is the same, buffered or streamed, and the next turn answers in text."""
+    whole = tool_client.responses.create(model=model, input="Weather?", tools=[WEATHER])
+    [call] = whole.output
+    assert call.type == "function_call" and json.loads(call.arguments) == {
+        "city": "simulated",
+        "days": 1,
+    }
+    events = list(
+        tool_client.responses.create(model=model, input="Weather?", tools=[WEATHER], stream=True)
+    )
+    for event in events:
+        EVENTS.validate_python(event.model_dump(exclude_unset=True))
+    deltas = "".join(e.delta for e in events if e.type == "response.function_call_arguments.delta")
+    [streamed] = events[-1].response.output
+    assert streamed.type == "function_call" and deltas == streamed.arguments == call.arguments
+    assert events[-1].response.usage == whole.usage
+    history: list[Any] = [
+        {"role": "user", "content": "Weather?"},
+        call.model_dump(exclude_none=True),
+        {"type": "function_call_output", "call_id": call.call_id, "output": "Sunny"},
+    ]
+    answer = tool_client.responses.create(model=model, input=history, tools=[WEATHER])
+    assert [o.type for o in answer.output] == ["message"] and answer.output_text

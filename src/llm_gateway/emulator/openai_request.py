@@ -181,6 +181,13 @@ def _prompts(body: ChatBody | CompletionBody) -> tuple[list[str], list[int]]:
 
 
 def _tool(body: ChatBody) -> str | None:
+    """The function the simulated model calls, or None for a text answer.
+
+    A named ``tool_choice`` calls that function and ``required`` the first tool, always (vLLM
+    forces them by guided decoding). Under ``auto`` the first tool is called unless the
+    conversation's last message is a tool result: then the model answers in text, so an agent
+    loop (call, result, answer) ends after one round trip instead of at its turn limit.
+    """
     if not body.tools or body.tool_choice == "none":
         return None
     if isinstance(body.tool_choice, NamedToolChoice):
@@ -188,6 +195,8 @@ def _tool(body: ChatBody) -> str | None:
         if name not in {t.function.name for t in body.tools}:
             raise OpenAIError(f"Tool '{name}' has not been passed in `tools`.")
         return name
+    if body.tool_choice != "required" and body.messages and body.messages[-1].role == "tool":
+        return None
     return body.tools[0].function.name
 
 
@@ -230,6 +239,11 @@ def prepare(
         stops=stops,
         stop_token_ids=list(body.stop_token_ids or []),
         top_n=top_n,
+        # vLLM's (and LMI's) switch; SGLang's own is no_stop_trim (both are extra fields here)
+        keep_stop=(body.model_extra or {}).get(
+            "no_stop_trim" if sglang else "include_stop_str_in_output"
+        )
+        is True,
     )
     return Prepared(body, prompts, counts, sampling, tool, _structured(body))
 

@@ -18,12 +18,11 @@ import orjson
 from starlette.requests import Request
 
 from llm_gateway.config.schema import ModelConfig
-from llm_gateway.core.errors import GatewayError
-from llm_gateway.core.ports import ModelTarget
+from llm_gateway.core.errors import ErrorKind, GatewayError
 from llm_gateway.core.streaming import TokenStream
 from llm_gateway.core.tokenizer import estimate_tokens
 from llm_gateway.dialects.openai.encoding import PromptTokens, error_body
-from llm_gateway.dialects.openai.generation import Generation, collect, stream_seconds
+from llm_gateway.dialects.openai.generation import Generation
 from llm_gateway.dialects.openai.responses.encoding import ResponseEncoder
 from llm_gateway.dialects.openai.responses.mapping import (
     chat_body,
@@ -31,16 +30,18 @@ from llm_gateway.dialects.openai.responses.mapping import (
     refuse_stateful,
     rename_param,
     sampling,
+    template_messages,
     to_messages,
 )
 from llm_gateway.dialects.openai.responses.schemas import ResponsesRequest
-from llm_gateway.http.context import GatewayContext
-from llm_gateway.http.dialect import Endpoint
-from llm_gateway.http.replies import Accounting, JSONReply, Reply, StreamReply
+from llm_gateway.dialects.openai.responses.tools import Tools, read_tools
+from llm_gateway.http.context import GatewayContext, answered_as
+from llm_gateway.http.dialect import DialectBase, Endpoint
+from llm_gateway.http.replies import Accounting, JSONReply, Reply, StreamReply, drain
 from llm_gateway.http.state import request_state
 
 
-def echo_fields(req: ResponsesRequest, model: ModelConfig) -> dict[str, Any]:
+def echo_fields(req: ResponsesRequest, model: ModelConfig, tools: Tools) -> dict[str, Any]:
     """What a ``response`` repeats of its request. Unset sampling values are the effective
     ones: the model's configured default, else OpenAI's (and TGI's) 1.0."""
     defaults = model.defaults
@@ -56,19 +57,26 @@ def echo_fields(req: ResponsesRequest, model: ModelConfig) -> dict[str, Any]:
         "verbosity": (req.text.verbosity if req.text else None) or "medium",
     }
     return {
-        "model": model.name,
+        "model": answered_as(model),
         "instructions": req.instructions,
         "max_output_tokens": req.max_output_tokens,
         "parallel_tool_calls": True if req.parallel_tool_calls is None else req.parallel_tool_calls,
         "temperature": temperature,
         "text": text,
-        "tool_choice": req.tool_choice or "auto",
+        "tool_choice": tools.choice,
+        "tools": tools.functions,
         "top_p": top_p,
         "metadata": req.metadata or {},
     }
 
 
-class ResponsesDialect:
+def _message_text(message: dict[str, Any]) -> str:
+    """What a chat message says, tool calls' arguments included (for the size check)."""
+    calls = message.get("tool_calls") or ()
+    return " ".join([message["content"] or "", *(c["function"]["arguments"] for c in calls)])
+
+
+class ResponsesDialect(DialectBase):
     """OpenAI's Responses API. Registered after :class:`OpenAIDialect`, whose ``/v1/`` fallback
     renders errors of unknown paths; this one renders those of its own routes."""
 
@@ -89,56 +97,62 @@ class ResponsesDialect:
         name = request.path_params.get("name")
         model = ctx.model(str(name) if name is not None else req.model)
         refuse_stateful(req)
+        # Tools run where the backend relays them to an OpenAI server (vLLM, SGLang, LMI).
+        pipeline = ctx.pipeline
+        capabilities = pipeline.capabilities(model)
+        relays_tools = capabilities.tools
+        tools = read_tools(req, model.name, relays_tools)
         generation = Generation(ctx, request, model, chat=True)
-        messages = to_messages(req, ctx.settings.max_messages)
+        messages = to_messages(req, ctx.settings.max_messages, tools=relays_tools)
         wanted = sampling(req, model.limits)
         stream: TokenStream
         prompt_tokens: PromptTokens
-        if ctx.service.backend(model).chat:
-            text = " ".join(m.content for m in messages)
-            ctx.check_input_size(text, param="input", status=400)
+        if capabilities.chat:
+            text = " ".join(_message_text(m) for m in messages)
+            pipeline.check_size(text, param="input")
             estimate = estimate_tokens(text)
-            body = chat_body(req, messages)
+            body = chat_body(req, messages, tools.chat_fields(req.parallel_tool_calls))
             generation.record.prompt = orjson.dumps(body["messages"]).decode()
-            defaults = model.defaults
-            stops = list(wanted.client_stop or ((defaults.stop or ()) if defaults else ()))
-            stream = ctx.service.chat(model, body, generation.deadline)
+            stops = pipeline.chat_stops(model, wanted.client_stop)
+            stream = pipeline.chat(model, body, generation.deadline)
             prompt_tokens = lambda _details: (estimate, True)  # noqa: E731
         else:
-            template = ctx.templates[model.name]
-            prompt = template.render(messages)
-            ctx.check_input_size(prompt, param="input", status=400)
-
-            def reprompt(other: ModelTarget) -> str:  # a fallback renders with its own template
-                return ctx.templates[other.name].render(messages)
-
-            prepared = generation.prepare(prompt, wanted, template.stop, reprompt)
+            turns = template_messages(messages)
+            prompt = pipeline.render(model, turns, param="input")
+            prepared = generation.prepare(prompt, wanted, turns)
             stops = list(prepared.parameters.stop or ())
-            stream = ctx.service.stream(prepared, generation.deadline)
+            stream = pipeline.stream(prepared, generation.deadline)
             prompt_tokens = generation.prompt_tokens(prepared)
         request_id = request_state(request.scope).request_id
         encoder = ResponseEncoder(
-            response_id=f"resp_{request_id}",
-            item_id=f"msg_{request_id}",
-            echo=echo_fields(req, model),
+            request_id=request_id,
+            echo=echo_fields(req, model, tools),
             stops=stops,
             prompt_tokens=prompt_tokens,
             wire=wanted.stream,
         )
         if wanted.stream:
             return StreamReply(stream, encoder)
-        events = await collect(stream, generation.deadline)
-        if stream.served_by is not None:  # a fallback answered
-            encoder.answer_as(stream.served_by)
-        for event in events:
-            encoder.event(event)
-        encoder.end()
+        seconds = await drain(stream, encoder, generation.deadline)
         assert encoder.final is not None
-        accounting = Accounting(stream_seconds(stream), usage=encoder.usage, texts=[encoder.text])
+        accounting = Accounting(seconds, usage=encoder.token_usage, texts=[encoder.text])
         return JSONReply(encoder.final, accounting=accounting)
 
+    async def stored(self, request: Request) -> Reply:
+        """Reading or deleting a stored response: nothing is stored, so the response is not
+        found (OpenAI's 404 for an unknown id). Other paths under ``/v1/`` (``…/cancel``) are
+        the OpenAI dialect's unknown-route 404."""
+        response_id = request.path_params["response_id"]
+        raise GatewayError(
+            f"Response with id '{response_id}' not found. This gateway is stateless: it stores "
+            "no responses (send the whole conversation in `input`).",
+            status=404,
+            error_type="not_found",
+            kind=ErrorKind.CLIENT,
+        )
+
     def endpoints(self) -> Sequence[Endpoint]:
-        return [
+        create = [
             Endpoint(
                 "POST",
                 f"{base}/responses",
@@ -148,3 +162,12 @@ class ResponsesDialect:
             )
             for base in ("/v1", "/models/{name}/v1")
         ]
+        stored = [
+            Endpoint(method, path, self.stored, "Stored responses: 404 (nothing is stored)")
+            for method, path in (
+                ("GET", "/v1/responses/{response_id}"),
+                ("DELETE", "/v1/responses/{response_id}"),
+                ("GET", "/v1/responses/{response_id}/input_items"),
+            )
+        ]
+        return create + stored

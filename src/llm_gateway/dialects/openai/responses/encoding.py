@@ -4,9 +4,12 @@ One :class:`ResponseEncoder` follows a generation (TGI token events, or an upstr
 chunks) and produces, in order, each with a ``sequence_number`` and as ``event: <type>`` +
 ``data: {json}``::
 
-    response.created, response.in_progress, response.output_item.added,
-    response.content_part.added, response.output_text.delta …, response.output_text.done,
-    response.content_part.done, response.output_item.done,
+    response.created, response.in_progress,
+    for each output item (the message, then each function call, as the model produces them):
+      response.output_item.added, response.content_part.added (message),
+      response.output_text.delta … | response.function_call_arguments.delta …,
+      response.output_text.done, response.content_part.done | response.function_call_arguments.done,
+      response.output_item.done,
     response.completed | response.incomplete (cut by max_output_tokens)
 
 A failure after the head is one ``response.failed`` event whose ``response.error`` says what
@@ -24,21 +27,24 @@ from typing import Any
 import orjson
 
 from llm_gateway.core.errors import GatewayError
-from llm_gateway.core.events import StreamEvent, TokenEvent
+from llm_gateway.core.events import StreamEvent, TokenEvent, TokenUsage
 from llm_gateway.core.stops import StopFilter
-from llm_gateway.dialects.openai.encoding import PromptTokens, finish_reason, usage_body
+from llm_gateway.dialects.openai.encoding import PromptTokens, finish_reason
+from llm_gateway.dialects.openai.responses.items import OutputItem, OutputItems
+from llm_gateway.http.dialect import EncoderBase
+from llm_gateway.http.sse import sse_event
 
 
-def response_usage(usage: dict[str, Any]) -> dict[str, Any]:
-    """Chat completions' usage (TGI's counts) as the Responses API's ``usage`` object."""
+def response_usage(usage: TokenUsage) -> dict[str, Any]:
+    """An answer's usage as the Responses API's ``usage`` object."""
     body: dict[str, Any] = {
-        "input_tokens": usage["prompt_tokens"],
+        "input_tokens": usage.prompt_tokens,
         "input_tokens_details": {"cached_tokens": 0, "cache_write_tokens": 0},
-        "output_tokens": usage["completion_tokens"],
+        "output_tokens": usage.completion_tokens,
         "output_tokens_details": {"reasoning_tokens": 0},
-        "total_tokens": usage["total_tokens"],
+        "total_tokens": usage.total_tokens,
     }
-    if usage.get("prompt_tokens_estimated"):
+    if usage.prompt_estimated:
         body["input_tokens_estimated"] = True  # the endpoint did not count it; see the README
     return body
 
@@ -50,43 +56,46 @@ def error_object(error: GatewayError) -> dict[str, Any]:
 
 
 def _sse(kind: str, data: dict[str, Any]) -> bytes:
-    return b"event: " + kind.encode() + b"\ndata: " + orjson.dumps(data) + b"\n\n"
+    return sse_event(orjson.dumps(data), kind)
 
 
-class ResponseEncoder:
+class ResponseEncoder(EncoderBase):
     """One response, streamed (``wire=True``: each call returns its events' bytes) or buffered
     (``wire=False``: nothing is serialised; read :attr:`final` at the end).
 
     ``echo`` holds the request fields a ``response`` object repeats (instructions, metadata,
-    temperature, text, …) in OpenAI's key order; ``prompt_tokens`` counts the prompt from the
-    last event's details, as chat completions count it.
+    temperature, text, tools, …) in OpenAI's key order; ``prompt_tokens`` counts the prompt from
+    the last event's details, as chat completions count it.
     """
 
     def __init__(
         self,
         *,
-        response_id: str,
-        item_id: str,
+        request_id: str,
         echo: dict[str, Any],
         stops: list[str],
         prompt_tokens: PromptTokens,
         wire: bool = True,
     ) -> None:
-        self.response_id = response_id
-        self.item_id = item_id
+        self.response_id = f"resp_{request_id}"
+        self.items = OutputItems(request_id)
         self.echo = echo
         self.created_at = int(time.time())
         self.filter = StopFilter(stops)
         self.prompt_tokens = prompt_tokens
         self.wire = wire
         self.sequence = 0
-        self.text = ""
-        self.generated = 0  # tokens (or chat content deltas) seen
-        self.usage: dict[str, Any] | None = None  # chat-style, for the request's metrics
+        self.generated = 0  # tokens (or chat deltas) seen
+        self.token_usage: TokenUsage | None = None  # for the request's record
         self.final: dict[str, Any] | None = None  # the last response object
         self._started = False
         self._reason: str | None = None  # a chat stream's upstream finish reason
         self._chat_usage: dict[str, Any] | None = None
+
+    @property
+    def text(self) -> str:
+        """The answer's text (its message items')."""
+        return self.items.text
 
     def answer_as(self, model: str) -> None:
         """A fallback model answered: name it in every response object from now on."""
@@ -127,7 +136,7 @@ class ResponseEncoder:
             "temperature": echo.get("temperature"),
             "text": echo.get("text", {"format": {"type": "text"}, "verbosity": "medium"}),
             "tool_choice": echo.get("tool_choice", "auto"),
-            "tools": [],
+            "tools": echo.get("tools", []),
             "top_logprobs": 0,
             "top_p": echo.get("top_p"),
             "truncation": "disabled",
@@ -136,26 +145,14 @@ class ResponseEncoder:
             "metadata": echo.get("metadata") or {},
         }
 
-    def part(self) -> dict[str, Any]:
-        return {"type": "output_text", "annotations": [], "logprobs": [], "text": self.text}
-
-    def item(self, status: str, content: bool = True) -> dict[str, Any]:
-        return {
-            "id": self.item_id,
-            "type": "message",
-            "status": status,
-            "content": [self.part()] if content else [],
-            "role": "assistant",
-        }
-
     def _event(self, kind: str, **fields: Any) -> bytes:
         self.sequence += 1
         if not self.wire:
             return b""
         return _sse(kind, {"type": kind, "sequence_number": self.sequence - 1, **fields})
 
-    def _at(self) -> dict[str, Any]:
-        return {"item_id": self.item_id, "output_index": 0, "content_index": 0}
+    def _events(self, events: list[tuple[str, dict[str, Any]]]) -> bytes:
+        return b"".join(self._event(kind, **fields) for kind, fields in events)
 
     # -- the stream -------------------------------------------------------------------------
 
@@ -169,28 +166,45 @@ class ResponseEncoder:
             return b""
         self._started = True
         pending = self.response("in_progress", [])
-        return b"".join(
-            [
-                self._event("response.created", response=pending),
-                self._event("response.in_progress", response=pending),
-                self._event(
-                    "response.output_item.added",
-                    output_index=0,
-                    item=self.item("in_progress", content=False),
-                ),
-                self._event(
-                    "response.content_part.added",
-                    **self._at(),
-                    part={"type": "output_text", "annotations": [], "logprobs": [], "text": ""},
-                ),
-            ]
+        return self._event("response.created", response=pending) + self._event(
+            "response.in_progress", response=pending
         )
 
-    def _delta(self, text: str) -> bytes:
+    def _text(self, text: str) -> bytes:
+        """Answer text: into the open message item, else a new one."""
         if not text:
             return b""
-        self.text += text
-        return self._event("response.output_text.delta", **self._at(), delta=text, logprobs=[])
+        item = self.items.current
+        events: list[tuple[str, dict[str, Any]]] = []
+        if item is None or item.kind != "message":
+            item, events = self.items.open("message")
+        return self._events([*events, item.delta(text)])
+
+    def _call(self, fragment: dict[str, Any]) -> bytes:
+        """One tool-call fragment of a chat chunk (``index``, ``id``, ``function.name``,
+        ``function.arguments``): a new ``function_call`` item, or more of its arguments."""
+        upstream = fragment.get("index", 0)
+        upstream = upstream if isinstance(upstream, int) else 0
+        function = fragment.get("function") or {}
+        name = function.get("name") if isinstance(function, dict) else None
+        arguments = function.get("arguments") if isinstance(function, dict) else None
+        item: OutputItem | None = self.items.call(upstream)
+        events: list[tuple[str, dict[str, Any]]] = []
+        if item is None:
+            call_id = fragment.get("id")
+            if not isinstance(call_id, str) or not call_id:
+                call_id = f"call_{self.items.request_id}_{len(self.items.items)}"
+            item, events = self.items.open(
+                "function_call", call_id=call_id, name=name or "", upstream=upstream
+            )
+        elif isinstance(name, str) and name:
+            item.name = name
+        if isinstance(arguments, str) and arguments:
+            if item.closed:  # a fragment after its call was closed: kept, not streamed
+                item.text += arguments
+            else:
+                events.append(item.delta(arguments))
+        return self._events(events)
 
     def event(self, event: StreamEvent) -> bytes:
         out = self._start()
@@ -198,12 +212,14 @@ class ResponseEncoder:
             return out
         if isinstance(event, TokenEvent):
             self.generated += 1
-            out += self._delta(self.filter.push(event.text))
+            out += self._text(self.filter.push(event.text))
             if event.is_last:
-                details = event.details or {}
-                prompt, estimated = self.prompt_tokens(event.details)
-                generated = details.get("generated_tokens", self.generated)
-                out += self._finish(details.get("finish_reason"), prompt, generated, estimated)
+                finish = event.finish
+                prompt, estimated = self.prompt_tokens(finish)
+                generated = finish.generated_tokens
+                if generated is None:
+                    generated = self.generated
+                out += self._finish(finish.reason, prompt, generated, estimated)
             return out
         data = event.data  # an upstream chat chunk
         if isinstance(data.get("usage"), dict):
@@ -214,33 +230,39 @@ class ResponseEncoder:
             delta = choice.get("delta") or {}
             if delta.get("content") is not None:
                 self.generated += 1
-                out += self._delta(self.filter.push(delta["content"]))
+                out += self._text(self.filter.push(delta["content"]))
+            for fragment in delta.get("tool_calls") or ():
+                if isinstance(fragment, dict):
+                    self.generated += 1
+                    out += self._call(fragment)
             self._reason = choice.get("finish_reason") or self._reason
         return out
 
     def _finish(self, reason: str | None, prompt: int, generated: int, estimated: bool) -> bytes:
-        out = self._delta(self.filter.flush())
+        out = self._text(self.filter.flush())
         incomplete = finish_reason(reason, self.filter.stopped) == "length"
-        self.usage = usage_body(prompt, generated, estimated)
+        self.token_usage = TokenUsage(prompt, generated, estimated)
         status = "incomplete" if incomplete else "completed"
-        item = self.item(status)
+        events: list[tuple[str, dict[str, Any]]] = []
+        if not self.items.items:  # an empty answer is still one (empty) message
+            _item, events = self.items.open("message")
+        current = self.items.current
+        if current is not None:
+            events += current.close(status)
         self.final = self.response(
-            status, [item], usage=response_usage(self.usage), incomplete=incomplete
+            status,
+            self.items.output(),
+            usage=response_usage(self.token_usage),
+            incomplete=incomplete,
         )
-        return out + b"".join(
-            [
-                self._event("response.output_text.done", **self._at(), text=self.text, logprobs=[]),
-                self._event("response.content_part.done", **self._at(), part=self.part()),
-                self._event("response.output_item.done", output_index=0, item=item),
-                self._event(f"response.{status}", response=self.final),
-            ]
-        )
+        return out + self._events([*events, (f"response.{status}", {"response": self.final})])
 
     def error(self, error: GatewayError) -> bytes:
         out = self._start()
-        self.final = self.response(
-            "failed", [self.item("incomplete")] if self.text else [], error=error_object(error)
-        )
+        current = self.items.current
+        if current is not None:
+            current.status = "incomplete"
+        self.final = self.response("failed", self.items.output(), error=error_object(error))
         return out + self._event("response.failed", response=self.final)
 
     def end(self) -> bytes:

@@ -8,6 +8,7 @@
 | ``max_output_tokens``                       | ``max_new_tokens``                                 |
 | ``temperature``, ``top_p``, ``stop``        | as for chat completions (greedy at 0, …)           |
 | ``text.format: json_schema``                | ``grammar: {type: json, value: schema}``           |
+| ``function_call`` / ``function_call_output`` items | assistant ``tool_calls`` / ``tool`` messages (models that take tools) |
 
 The sampling rules are chat completions' own: the request is restated as a
 :class:`ChatCompletionRequest` and mapped by :func:`chat_sampling`, so both APIs validate and
@@ -90,31 +91,22 @@ def refuse_stateful(req: ResponsesRequest) -> None:
         raise _unsupported("background", "`background: true`")
     if req.prompt is not None:
         raise _unsupported("prompt", "`prompt` (stored prompt templates)")
-    if req.tools:
-        kind = req.tools[0].get("type") if isinstance(req.tools[0], dict) else None
-        raise invalid(
-            f"Tools are not supported by this gateway (got a tool of type '{kind}').", "tools"
-        )
-    if req.tool_choice not in (None, "auto", "none"):
-        raise invalid(
-            "`tool_choice` must be 'auto' or 'none': no tools are available.", "tool_choice"
-        )
     if req.include and "message.output_text.logprobs" in req.include:
         raise invalid("Log probabilities are not supported on /v1/responses.", "include")
 
 
-def _text_of(content: Any, role: str, where: str) -> str:
+def _text_of(content: Any, role: str, where: str, field: str = "content") -> str:
     if isinstance(content, str):
         return content
     if not isinstance(content, list):
         raise invalid(
-            f"Invalid type for '{where}.content': expected a string or an array of content parts.",
-            f"{where}.content",
+            f"Invalid type for '{where}.{field}': expected a string or an array of content parts.",
+            f"{where}.{field}",
         )
     allowed = ASSISTANT_TEXT_PARTS if role == "assistant" else TEXT_PARTS
     texts = []
     for index, part in enumerate(content):
-        param = f"{where}.content[{index}]"
+        param = f"{where}.{field}[{index}]"
         kind = part.get("type") if isinstance(part, dict) else None
         if kind not in allowed:
             raise invalid(
@@ -129,13 +121,16 @@ def _text_of(content: Any, role: str, where: str) -> str:
     return "".join(texts)
 
 
-def to_messages(req: ResponsesRequest, max_messages: int) -> list[Message]:
-    """``instructions`` then ``input`` as template messages."""
+def to_messages(req: ResponsesRequest, max_messages: int, tools: bool) -> list[dict[str, Any]]:
+    """``instructions`` then ``input`` as chat messages. ``tools``: the model takes tool
+    calls, so ``function_call`` items (the client's copy of an earlier answer's calls) become
+    an assistant message's ``tool_calls`` and ``function_call_output`` items ``tool`` messages;
+    otherwise those items are refused."""
     if req.input is None:
         raise invalid("Missing required parameter: 'input'.", "input")
-    messages = [Message("system", req.instructions)] if req.instructions else []
+    messages = [{"role": "system", "content": req.instructions}] if req.instructions else []
     if isinstance(req.input, str):
-        return [*messages, Message("user", req.input)]
+        return [*messages, {"role": "user", "content": req.input}]
     if not isinstance(req.input, list):
         raise invalid(
             "Invalid type for 'input': expected a string or an array of input items.", "input"
@@ -153,21 +148,80 @@ def to_messages(req: ResponsesRequest, max_messages: int) -> list[Message]:
         if not isinstance(item, dict):
             raise invalid(f"Invalid type for '{where}': expected an input item object.", where)
         kind = item.get("type", "message")
-        if kind != "message" or "role" not in item:
+        if tools and kind == "function_call":
+            call_message(messages, function_call(item, where))
+        elif tools and kind == "function_call_output":
+            messages.append(tool_result(item, where))
+        elif kind != "message" or "role" not in item:
+            takes = "message, function_call and function_call_output" if tools else "message"
             raise invalid(
-                f"Input items of type '{kind}' are not supported: "
-                "this gateway takes message items only.",
+                f"Input items of type '{kind}' are not supported: this gateway takes {takes} "
+                "items only" + ("." if tools else " (tool items need a model that takes tools)."),
                 f"{where}.type" if kind != "message" else f"{where}.role",
             )
-        role = ROLES.get(item["role"]) if isinstance(item["role"], str) else None
-        if role is None:
-            raise invalid(
-                f"Invalid value for '{where}.role': {item['role']!r}; "
-                "use user, assistant, system or developer.",
-                f"{where}.role",
-            )
-        messages.append(Message(role, _text_of(item.get("content"), role, where)))
+        else:
+            role = ROLES.get(item["role"]) if isinstance(item["role"], str) else None
+            if role is None:
+                raise invalid(
+                    f"Invalid value for '{where}.role': {item['role']!r}; "
+                    "use user, assistant, system or developer.",
+                    f"{where}.role",
+                )
+            messages.append({"role": role, "content": _text_of(item.get("content"), role, where)})
     return messages
+
+
+def _string(item: dict[str, Any], field: str, where: str) -> str:
+    value = item.get(field)
+    if not isinstance(value, str):
+        raise invalid(
+            f"Missing required parameter: '{where}.{field}' (a string).", f"{where}.{field}"
+        )
+    return value
+
+
+def function_call(item: dict[str, Any], where: str) -> dict[str, Any]:
+    """A ``function_call`` input item as a chat tool call (its ``call_id`` is the call's id)."""
+    return {
+        "id": _string(item, "call_id", where),
+        "type": "function",
+        "function": {
+            "name": _string(item, "name", where),
+            "arguments": _string(item, "arguments", where),
+        },
+    }
+
+
+def call_message(messages: list[dict[str, Any]], call: dict[str, Any]) -> None:
+    """Calls made in one turn are one assistant message: a call joins the assistant message
+    just before it (its text, or the turn's earlier calls)."""
+    last = messages[-1] if messages else None
+    if last is not None and last["role"] == "assistant":
+        last.setdefault("tool_calls", []).append(call)
+        if not last["content"]:
+            last["content"] = None
+        return
+    messages.append({"role": "assistant", "content": None, "tool_calls": [call]})
+
+
+def tool_result(item: dict[str, Any], where: str) -> dict[str, Any]:
+    """A ``function_call_output`` item as a ``tool`` message; ``output`` a string or text parts."""
+    call_id = _string(item, "call_id", where)
+    output = item.get("output")
+    if isinstance(output, list):
+        output = _text_of(output, "tool", where, field="output")
+    elif not isinstance(output, str):
+        raise invalid(
+            f"Invalid type for '{where}.output': expected a string or an array of input_text "
+            "parts.",
+            f"{where}.output",
+        )
+    return {"role": "tool", "tool_call_id": call_id, "content": output}
+
+
+def template_messages(messages: list[dict[str, Any]]) -> list[Message]:
+    """Chat messages without tool calls (``to_messages`` with ``tools=False``) for a template."""
+    return [Message(m["role"], m["content"]) for m in messages]
 
 
 def _response_format(req: ResponsesRequest) -> ResponseFormat | None:
@@ -228,13 +282,13 @@ def sampling(req: ResponsesRequest, limits: Limits) -> Sampling:
         raise
 
 
-def chat_body(req: ResponsesRequest, messages: list[Message]) -> dict[str, Any]:
-    """The chat request for backends that take one as it is (``backend.chat``)."""
+def chat_body(
+    req: ResponsesRequest, messages: list[dict[str, Any]], tools: dict[str, Any]
+) -> dict[str, Any]:
+    """The chat request for backends that take one as it is (``backend.chat``); ``tools``:
+    its ``tools``/``tool_choice``/``parallel_tool_calls`` (:meth:`.tools.Tools.chat_fields`)."""
     chat = as_chat(req)
-    body: dict[str, Any] = {
-        "model": req.model,
-        "messages": [{"role": m.role, "content": m.content} for m in messages],
-    }
+    body: dict[str, Any] = {"model": req.model, "messages": messages, **tools}
     fields = chat.model_dump(
         include={"max_completion_tokens", "temperature", "top_p", "stop"}, exclude_none=True
     )
