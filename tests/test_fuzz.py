@@ -32,6 +32,10 @@ OPERATIONS = [
     ("POST", "/models/{name}/v1/completions"),
     ("POST", "/v1/responses"),
     ("POST", "/models/{name}/v1/responses"),
+    ("POST", "/v1/messages"),
+    ("POST", "/v1/messages/count_tokens"),
+    ("POST", "/models/{name}/v1/messages"),
+    ("POST", "/models/{name}/v1/messages/count_tokens"),
 ]
 MODELS = [
     {"name": "tgi3", "endpoint": "tgi3-endpoint", "template": "chatml"},
@@ -136,6 +140,10 @@ BODIES = {
     ),
     "/v1/completions": integer_bodies(COMPLETION_INTEGERS, {"model": "tgi3", "prompt": "Hi"}),
     "/v1/responses": integer_bodies(["max_output_tokens"], {"model": "tgi3", "input": "Hi"}),
+    "/v1/messages": integer_bodies(
+        ["max_tokens", "top_k"],
+        {"model": "tgi3", "max_tokens": 2, "messages": [{"role": "user", "content": "Hi"}]},
+    ),
 }
 
 
@@ -160,7 +168,10 @@ def test_integers_at_any_edge_are_never_a_5xx(start_gateway, path):
             assert response.status_code < 500, (body, response.text[:300])
             if response.status_code >= 400:
                 error = response.json()["error"]
-                if path.startswith("/v1/"):
+                if path == "/v1/messages":  # Anthropic's errors name the field in the message
+                    assert response.status_code == 400, (body, error)
+                    assert error["type"] == "invalid_request_error", (body, error)
+                elif path.startswith("/v1/"):
                     assert response.status_code == 400 and error["param"], (body, error)
                 else:
                     assert response.status_code == 422, (body, error)
