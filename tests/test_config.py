@@ -7,7 +7,7 @@ import json
 import pytest
 
 from llm_gateway.config import ConfigError, Settings, SettingsError, load_config
-from llm_gateway.config.loader import config_source
+from llm_gateway.config.loader import config_source, parse_config
 
 SPEC_EXAMPLE = """
 default_model: oasst-pythia-12b
@@ -127,3 +127,62 @@ def test_settings_from_env():
         Settings.from_env({"GATEWAY_LOG_PROMPTS": "maybe"})
     with pytest.raises(SettingsError, match="below 30"):
         Settings.from_env({"GATEWAY_HEARTBEAT_SECONDS": "45"})
+
+
+# -- model defaults are checked for streamed and buffered requests alike --------------------
+
+
+def load_defaults(defaults: dict) -> object:
+    return parse_config(
+        {"models": [{"name": "m1", "endpoint": "ok", "defaults": defaults}]}, "models.yaml"
+    )
+
+
+@pytest.mark.parametrize(
+    ("defaults", "expected"),
+    [
+        (
+            {"best_of": 2, "do_sample": True},
+            "model 'm1' (models[0]), field 'defaults': best_of: 2 would refuse every streamed "
+            "request (Input validation error: `best_of` != 1 is not supported when streaming "
+            "tokens)",
+        ),
+        (
+            {"decoder_input_details": True},
+            "field 'defaults': decoder_input_details: True would refuse every streamed request",
+        ),
+        (
+            {"best_of": 2},
+            "field 'defaults': best_of: 2 would refuse every buffered request (Input validation "
+            "error: you must use sampling when `best_of` is > 1)",
+        ),
+        ({"top_p": 1.0}, "field 'defaults': top_p: 1.0 would refuse every buffered request"),
+    ],
+)
+def test_defaults_a_mode_refuses_fail_start_up(defaults, expected):
+    with pytest.raises(ConfigError) as info:
+        load_defaults(defaults)
+    assert str(info.value).startswith("Invalid configuration in models.yaml: ")
+    assert expected in str(info.value), str(info.value)
+
+
+def test_defaults_both_modes_accept_load():
+    config = load_defaults({"max_new_tokens": 7, "temperature": 0.5, "stop": ["</s>"], "seed": 3})
+    assert config.default.defaults.max_new_tokens == 7
+
+
+def test_stream_only_default_no_longer_breaks_every_stream():
+    """Before: the config loaded and every stream failed on a best_of the client never sent."""
+    with pytest.raises(ConfigError, match="streamed"):
+        parse_config(
+            {
+                "models": [
+                    {
+                        "name": "m1",
+                        "endpoint": "tgi3-endpoint",
+                        "defaults": {"best_of": 2, "temperature": 0.7},
+                    }
+                ]
+            },
+            "inline",
+        )

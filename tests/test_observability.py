@@ -228,3 +228,18 @@ def test_tracer_is_a_no_op_outside_lambda(monkeypatch):
     assert tracing.tracer() is None
     with tracing.upstream_span("x", "m"):
         pass
+
+
+def test_a_budget_refusal_is_counted_apart_from_errors(budgeted, out):
+    """A refusal by a budget is the gateway keeping a limit: RateLimited, never ErrorRate."""
+    from tests.budgeting import ACME
+
+    gw = budgeted(default={"tokens_per_minute": 10})
+    body = {"inputs": "Hello", "parameters": {"max_new_tokens": 500}}
+    r = httpx.post(f"{gw.url}/generate", json=body, headers=ACME, timeout=10)
+    assert r.status_code == 429 and r.json()["error_type"] == "rate_limit"
+    metrics = metrics_of(out.emf(r.headers["x-request-id"]))
+    assert metrics["RateLimited"] == (1.0, "Count")
+    assert metrics["ErrorRate"] == (0.0, "Percent")
+    assert "UpstreamErrors" not in metrics
+    assert out.log(r.headers["x-request-id"])["error_code"] == "tokens_rate_limited"

@@ -18,14 +18,14 @@ from llm_gateway.config import ConfigError, Settings
 from llm_gateway.core.errors import GatewayError, request_error
 from llm_gateway.core.parameters import GenerateParameters
 from llm_gateway.http.context import GatewayContext
-from llm_gateway.http.dialect import Endpoint
+from llm_gateway.http.dialect import DialectBase, Endpoint
 from llm_gateway.http.replies import JSONReply, Reply
 from llm_gateway.local import BackgroundServer
 from tests.conftest import MODELS, gateway_config
 
 
-class EchoDialect:
-    """A toy dialect: one route, its own error shape."""
+class EchoDialect(DialectBase):
+    """A toy dialect: one route, its own error shape (the other hooks: the defaults)."""
 
     name = "echo"
     fallback_prefixes = ("/echo/",)

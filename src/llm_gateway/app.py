@@ -8,19 +8,22 @@ in :data:`llm_gateway.backends.BACKENDS`.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from typing import Any
 
 from fastapi import FastAPI
 
 from llm_gateway.backends import BACKENDS
 from llm_gateway.config.loader import ConfigError, load_config
 from llm_gateway.config.schema import GatewayConfig
-from llm_gateway.config.settings import Settings
+from llm_gateway.config.settings import Settings, aws_region
 from llm_gateway.core.admission import Admission, InFlight
 from llm_gateway.core.failover import Failover
 from llm_gateway.core.generation import GenerationService, Upstream
+from llm_gateway.core.pipeline import Pipeline, Turn
 from llm_gateway.core.tokenizer import HFTokenizer, TokenCounter
+from llm_gateway.dialects.anthropic.dialect import AnthropicDialect
 from llm_gateway.dialects.openai.dialect import OpenAIDialect
 from llm_gateway.dialects.openai.responses.dialect import ResponsesDialect
 from llm_gateway.dialects.tgi.dialect import TGIDialect
@@ -28,7 +31,7 @@ from llm_gateway.http.context import GatewayContext
 from llm_gateway.http.dialect import Dialect
 from llm_gateway.http.server import build_app
 from llm_gateway.observability.observer import Observer
-from llm_gateway.templates import template_for
+from llm_gateway.templates import Message, PromptTemplate, template_for
 from llm_gateway.transport.sagemaker import SageMakerRuntime
 
 # The client dialects, in registration order; the first answers for paths nobody claims.
@@ -36,6 +39,7 @@ DIALECTS: tuple[Callable[[GatewayContext], Dialect], ...] = (
     TGIDialect,  # type: ignore[assignment]
     OpenAIDialect,
     ResponsesDialect,
+    AnthropicDialect,
 )
 
 
@@ -54,6 +58,20 @@ def load_counters(config: GatewayConfig) -> dict[str, TokenCounter]:
     return counters
 
 
+class TemplatePrompts:
+    """The models' prompt templates as the core's :class:`~llm_gateway.core.pipeline.Prompts`."""
+
+    def __init__(self, templates: dict[str, PromptTemplate]) -> None:
+        self.templates = templates  # by model name
+
+    def render(self, model: str, turns: Sequence[Turn]) -> str:
+        messages = [t if isinstance(t, Message) else Message(t.role, t.content) for t in turns]
+        return self.templates[model].render(messages)
+
+    def stops(self, model: str) -> tuple[str, ...]:
+        return self.templates[model].stop
+
+
 def upstreams(config: GatewayConfig, transport: SageMakerRuntime) -> dict[str, Upstream]:
     """Each model's backend (by its ``backend`` setting) on the shared transport."""
     out: dict[str, Upstream] = {}
@@ -65,7 +83,10 @@ def upstreams(config: GatewayConfig, transport: SageMakerRuntime) -> dict[str, U
                 f"'backend': '{model.backend}' is not available; use one of "
                 f"{', '.join(sorted(BACKENDS))}"
             )
-        backend = make(chat_only=True) if model.chat_only else make()
+        options: dict[str, Any] = {"chat_only": True} if model.chat_only else {}
+        if model.backend == "openai":
+            options["unsupported_params"] = model.unsupported_params
+        backend = make(**options)
         out[model.name] = Upstream(backend, transport.channel(model, backend.container_error))
     return out
 
@@ -83,7 +104,7 @@ def budget_admission(config: GatewayConfig, observer: Observer) -> Admission | N
 
     budgets = Budgets(
         config.budgets,
-        client=make_client(),
+        client=make_client(region=aws_region()),  # botocore alone ignores AWS_REGION
         table=table_name(config.budgets),
         on_metric=metric,
     )
@@ -95,8 +116,13 @@ def create_app(
     settings: Settings | None = None,
     transport: SageMakerRuntime | None = None,
     observer: Observer | None = None,
+    *,
+    settle_inline: bool = False,
 ) -> FastAPI:
-    """Build the gateway. Without arguments it reads the environment (SPEC §4)."""
+    """Build the gateway. Without arguments it reads the environment (SPEC §4).
+
+    ``settle_inline``: the Lambda entry points set it (the environment may be frozen the moment
+    a response is complete), so budgets are settled before a response ends, not after."""
     settings = settings or Settings.from_env()
     config = config or load_config()
     transport = transport or SageMakerRuntime(settings)  # one boto3 client per process
@@ -121,7 +147,10 @@ def create_app(
             )
             for model in config.models
         },
+        settle_inline=settle_inline,
     )
     templates = {model.name: template_for(model.template) for model in config.models}
-    ctx = GatewayContext(config, settings, service, templates)
-    return build_app(settings, [make(ctx) for make in DIALECTS], observer)
+    pipeline = Pipeline(service, TemplatePrompts(templates), settings.max_input_chars)
+    ctx = GatewayContext(config, settings, service, pipeline)
+    jwt = config.auth.jwt if config.auth else None  # signed-in users (SPEC §5.3)
+    return build_app(settings, [make(ctx) for make in DIALECTS], observer, jwt=jwt)

@@ -14,14 +14,15 @@ from llm_gateway.backends.tgi.messages import TGIMessages
 from llm_gateway.core.ports import Backend
 
 
-def _openai(*, chat_only: bool = False) -> Backend:
+def _openai(*, chat_only: bool = False, unsupported_params: str = "drop") -> Backend:
     """Loaded when a model uses it: most deployments front TGI only (cold starts count)."""
     from llm_gateway.backends.openai import OpenAIBackend
 
-    return OpenAIBackend(chat_only=chat_only)
+    return OpenAIBackend(chat_only=chat_only, unsupported_params=unsupported_params)
 
 
-# A factory per backend; ``chat_only=True`` is passed for models that set it (openai only).
+# A factory per backend; ``chat_only=True`` is passed for models that set it (openai only),
+# and ``unsupported_params`` to openai.
 BACKENDS: dict[str, Callable[..., Backend]] = {
     "tgi": TGIGenerate,
     "tgi-messages": TGIMessages,

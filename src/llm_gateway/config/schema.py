@@ -7,7 +7,8 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+import fnmatch
+from typing import Annotated, Any, Literal
 
 from pydantic import (
     BaseModel,
@@ -25,6 +26,8 @@ from llm_gateway.budgets.config import BudgetsConfig
 from llm_gateway.core.errors import GatewayError
 from llm_gateway.core.parameters import GenerateParameters, Limits
 from llm_gateway.core.validation import validate
+from llm_gateway.identity.algorithms import ASYMMETRIC, DEFAULT_ALGORITHMS
+from llm_gateway.identity.urls import is_allowed_url
 from llm_gateway.templates.families import FAMILIES
 
 # Names fixed by the product contract (SPEC §6); "none" sends prompts as they are.
@@ -104,6 +107,9 @@ class ModelConfig(BaseModel):
     backend: Annotated[str, StringConstraints(pattern=r"^[a-z0-9][a-z0-9-]*$")] = "tgi"
     # backend openai: the container serves chat completions only (SGLang's /invocations).
     chat_only: bool = False
+    # backend openai: TGI sampling hints an OpenAI server lacks (typical_p, watermark) are
+    # dropped (reported in x-llm-gateway-dropped-params) or refused with 422 (SPEC 5.1).
+    unsupported_params: Literal["drop", "refuse"] = "drop"
     tokenizer: str | None = None  # optional tokenizer.json for exact prompt-token counts
     wake: WakeConfig = Field(default_factory=WakeConfig)
     # Models tried, in order, before the first byte when this one is not ready, throttled,
@@ -180,6 +186,65 @@ class ModelConfig(BaseModel):
         return value
 
 
+class JwtConfig(BaseModel):
+    """Signed-in end users: the OpenID Connect issuer whose JWTs the gateway accepts (SPEC §5.3)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    issuer: str = Field(min_length=1)  # `iss` must equal it exactly (trailing slash included)
+    audience: list[str] = Field(default_factory=list)  # accepted `aud` (or Cognito `client_id`)
+    jwks_uri: str | None = None  # default: from {issuer}/.well-known/openid-configuration
+    algorithms: list[str] = Field(default_factory=lambda: list(DEFAULT_ALGORITHMS), min_length=1)
+    leeway_seconds: float = Field(60, ge=0, le=300)
+    user_claim: str = Field("sub", min_length=1)
+    tenant_claim: str | None = None  # a list claim (e.g. cognito:groups) gives its first value
+    models_claim: str | None = None
+    client_id: str | None = None  # the chat page's public client; its ID tokens are accepted
+
+    @field_validator("audience", mode="before")
+    @classmethod
+    def _one_or_many(cls, value: Any) -> Any:
+        return [value] if isinstance(value, str) else value
+
+    @field_validator("issuer", "jwks_uri")
+    @classmethod
+    def _https(cls, value: str | None) -> str | None:
+        if value is not None and not is_allowed_url(value):
+            raise ValueError(
+                f"'{value}' must be an https:// URL (http:// only on 127.0.0.1 or localhost)"
+            )
+        return value
+
+    @field_validator("algorithms")
+    @classmethod
+    def _asymmetric(cls, value: list[str]) -> list[str]:
+        refused = [a for a in value if a not in ASYMMETRIC]
+        if refused:
+            raise ValueError(
+                f"{', '.join(refused)} not accepted: asymmetric algorithms only "
+                f"({', '.join(sorted(ASYMMETRIC))}); none and HS* are always refused"
+            )
+        return value
+
+    @model_validator(mode="after")
+    def _some_audience(self) -> JwtConfig:
+        if not self.audience and not self.client_id:
+            raise ValueError("auth.jwt needs an audience (or a client_id)")
+        return self
+
+    @property
+    def audiences(self) -> list[str]:
+        """What ``aud`` may name: the audience list and the chat page's client id."""
+        extra = [self.client_id] if self.client_id and self.client_id not in self.audience else []
+        return [*self.audience, *extra]
+
+
+class AuthConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    jwt: JwtConfig | None = None
+
+
 class GatewayConfig(BaseModel):
     """The whole models file."""
 
@@ -188,6 +253,10 @@ class GatewayConfig(BaseModel):
     default_model: str | None = None
     models: list[ModelConfig] = Field(min_length=1)
     budgets: BudgetsConfig | None = None  # per-key token budgets (SPEC §5.4)
+    auth: AuthConfig | None = None  # signed-in end users (SPEC §5.3)
+    # Client-side model names (globs, first match wins) -> a configured model, every dialect:
+    # clients with hard-coded names (claude-sonnet-*, gpt-4o*) reach a hosted model (SPEC §4).
+    model_aliases: dict[str, str] = Field(default_factory=dict)
 
     _by_name: dict[str, ModelConfig] = PrivateAttr(default_factory=dict)
 
@@ -207,7 +276,25 @@ class GatewayConfig(BaseModel):
                     raise ValueError(
                         f"model '{model.name}': fallback '{other}' is not another configured model"
                     )
+        for pattern, target in self.model_aliases.items():
+            if target not in seen:
+                raise ValueError(
+                    f"model_aliases: '{pattern}' names '{target}', which is not a configured model"
+                )
         return self
+
+    def alias_target(self, name: str) -> str | None:
+        """The configured model the first matching ``model_aliases`` glob names, if any.
+
+        >>> config = GatewayConfig.model_validate({"models": [{"name": "qwen", "endpoint": "e"}],
+        ...     "model_aliases": {"claude-*": "qwen", "gpt-4o*": "qwen"}})
+        >>> config.alias_target("claude-sonnet-4-5"), config.alias_target("llama")
+        ('qwen', None)
+        """
+        for pattern, target in self.model_aliases.items():
+            if fnmatch.fnmatchcase(name, pattern):
+                return target
+        return None
 
     @property
     def default(self) -> ModelConfig:

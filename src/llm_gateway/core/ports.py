@@ -55,6 +55,34 @@ class Channel(Protocol):
 
 
 @dataclass(frozen=True, slots=True)
+class Capabilities:
+    """What a backend can do, declared once: dialects, the web layer and the core consult
+    these instead of naming a backend (a new backend declares its own and touches no dialect).
+
+    >>> caps = Capabilities(chat=True, tools=True, logprobs=True, choices=True)
+    >>> caps.openai_chat, Capabilities(chat=True).openai_chat
+    (True, False)
+    """
+
+    # Chat requests go upstream as they are (``Backend.chat_body`` / ``chat_decoder``) instead
+    # of a prompt rendered by the gateway's template.
+    chat: bool = False
+    # In relayed chat requests: tools and tool_choice, log-probs, ``n > 1`` (and with them
+    # ``response_format``) go to the container, which applies them itself.
+    tools: bool = False
+    logprobs: bool = False
+    choices: bool = False
+    # ``return_full_text`` is honoured upstream on every route; without it the gateway puts
+    # the prompt before the generated text itself, as TGI's router does.
+    prompt_echo: bool = True
+
+    @property
+    def openai_chat(self) -> bool:
+        """The relayed chat request keeps all of OpenAI's own fields (an OpenAI server)."""
+        return self.chat and self.tools and self.logprobs and self.choices
+
+
+@dataclass(frozen=True, slots=True)
 class Generated:
     """A buffered generation as a backend decoded it (``details`` in the core's terms)."""
 
@@ -63,16 +91,17 @@ class Generated:
 
 
 class Backend(Protocol):
-    """One upstream protocol. ``chat`` says whether it forwards chat requests as they are
-    (then :meth:`chat_body` and :meth:`chat_decoder` apply) instead of prompts from the
-    gateway's templates."""
+    """One upstream protocol. :attr:`capabilities` declares what it can do; with
+    ``capabilities.chat`` it forwards chat requests as they are (then :meth:`chat_body` and
+    :meth:`chat_decoder` apply) instead of prompts from the gateway's templates."""
 
     name: str
-    chat: bool
+    capabilities: Capabilities
 
-    def check(self, parameters: GenerateParameters, *, stream: bool) -> None:
+    def check(self, parameters: GenerateParameters, *, stream: bool) -> tuple[str, ...] | None:
         """Refuse (422, naming the field and the backend) what this protocol cannot honour,
-        before any upstream call; TGI's own validation has already passed."""
+        before any upstream call; TGI's own validation has already passed. Returns the names
+        of fields it will ignore instead (hints the upstream lacks), if any."""
         ...
 
     def generate_body(

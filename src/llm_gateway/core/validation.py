@@ -23,7 +23,7 @@ from typing import Any
 
 import orjson
 
-from llm_gateway.core.errors import validation_error
+from llm_gateway.core.errors import context_length_error, validation_error
 from llm_gateway.core.parameters import GenerateParameters, Grammar, Limits
 
 # TGI 3.x schedules generation in chunks of this many tokens and checks the budget per chunk.
@@ -177,13 +177,13 @@ def check_token_budget(
     if chunked:
         max_new = min(max_new, DEFAULT_GENERATION_LENGTH)
     if input_length + max_new > limits.max_total_tokens:
-        raise validation_error(
+        raise context_length_error(
             f"`inputs` tokens + `max_new_tokens` must be <= {limits.max_total_tokens}. "
             f"Given: {input_length} `inputs` tokens and {max_new} `max_new_tokens`",
             param="max_new_tokens",
         )
     if input_length > limits.max_input_tokens:
-        raise validation_error(
+        raise context_length_error(
             f"`inputs` must have less than {limits.max_input_tokens} tokens. Given: {input_length}",
             param="inputs",
         )

@@ -3,7 +3,9 @@
 A :class:`Dialect` owns its routes (:class:`Endpoint` handlers that return a
 :class:`~llm_gateway.http.replies.Reply`), renders every error on them in its own shape, and
 encodes streams with its own :class:`StreamEncoder`. The web layer registers dialects it is
-handed by the composition root and never imports one.
+handed by the composition root and never imports one. Every hook the web layer calls is
+declared here; :class:`DialectBase` and :class:`EncoderBase` give the defaults, so a dialect
+writes only what it does differently.
 """
 
 from __future__ import annotations
@@ -16,12 +18,13 @@ from pydantic import BaseModel
 from starlette.requests import Request
 
 from llm_gateway.core.errors import GatewayError
-from llm_gateway.core.events import StreamEvent
+from llm_gateway.core.events import StreamEvent, TokenUsage
 
 if TYPE_CHECKING:
     from llm_gateway.http.replies import Reply
 
 Handler = Callable[[Request], Awaitable["Reply"]]
+HEARTBEAT = b":\n\n"  # an SSE comment: keeps a silent stream alive, ignored by clients
 
 
 @dataclass(frozen=True, slots=True)
@@ -37,13 +40,52 @@ class Endpoint:
 
 
 class StreamEncoder(Protocol):
-    """A dialect's SSE encoding of one stream (may keep state, e.g. OpenAI's first delta)."""
+    """A dialect's SSE encoding of one stream (may keep state, e.g. OpenAI's first delta).
+
+    The relay (:mod:`llm_gateway.http.sse`) calls :meth:`event` per event, :meth:`error` for a
+    failure after the head (the stream ends there) and :meth:`end`; and the hooks
+    :meth:`opening`, :meth:`heartbeat`, :meth:`answer_as`; it reads :attr:`token_usage` for
+    the request's record once the stream is over.
+    """
+
+    # What the answer used, once known (for metrics and logs; None: nothing to count).
+    token_usage: TokenUsage | None
 
     def event(self, event: StreamEvent) -> bytes: ...
 
     def error(self, error: GatewayError) -> bytes: ...
 
     def end(self) -> bytes: ...
+
+    def opening(self) -> bytes:
+        """Events owed before any token, written with the head when the model is still
+        silent (e.g. Anthropic's ``message_start``)."""
+        ...
+
+    def heartbeat(self) -> bytes:
+        """The keep-alive written while the upstream is silent (e.g. Anthropic's ``ping``)."""
+        ...
+
+    def answer_as(self, model: str) -> None:
+        """A fallback model answered: name it in what follows (OpenAI's ``model``)."""
+        ...
+
+
+class EncoderBase:
+    """The defaults of :class:`StreamEncoder`'s hooks: nothing before the first token, an SSE
+    comment as heartbeat, answers that keep their model name, nothing counted."""
+
+    __slots__ = ()
+    token_usage: TokenUsage | None = None
+
+    def opening(self) -> bytes:
+        return b""
+
+    def heartbeat(self) -> bytes:
+        return HEARTBEAT
+
+    def answer_as(self, model: str) -> None:
+        return None
 
 
 class Dialect(Protocol):
@@ -58,3 +100,16 @@ class Dialect(Protocol):
     def error_body(self, error: GatewayError) -> tuple[int, bytes]:
         """The status and JSON body of ``error`` in this dialect."""
         ...
+
+    def error_headers(self, error: GatewayError) -> dict[str, str]:
+        """Further headers of that answer (e.g. Anthropic's rate-limit headers)."""
+        ...
+
+
+class DialectBase:
+    """The defaults of :class:`Dialect`: no fallback prefixes, no further error headers."""
+
+    fallback_prefixes: tuple[str, ...] = ()
+
+    def error_headers(self, error: GatewayError) -> dict[str, str]:
+        return {}

@@ -18,7 +18,12 @@ from starlette.responses import Response
 from starlette.routing import BaseRoute, Match
 
 from llm_gateway.core.decoding import DESERIALIZE_PREFIX
-from llm_gateway.core.errors import ErrorKind, GatewayError, request_error
+from llm_gateway.core.errors import (
+    ErrorKind,
+    GatewayError,
+    request_error,
+    route_error,
+)
 from llm_gateway.http.dialect import Dialect
 from llm_gateway.http.replies import JSONBytesResponse
 from llm_gateway.http.state import request_state
@@ -54,10 +59,13 @@ class DialectRouting:
         if partial is not None:
             return partial
         path = str(scope.get("path", ""))
+        # The longest matching prefix wins (Anthropic's /v1/messages/… inside OpenAI's /v1/).
+        best: tuple[int, Dialect] | None = None
         for dialect in self.dialects:
-            if path.startswith(dialect.fallback_prefixes):
-                return dialect
-        return self.default
+            for prefix in dialect.fallback_prefixes:
+                if path.startswith(prefix) and (best is None or len(prefix) > best[0]):
+                    best = (len(prefix), dialect)
+        return self.default if best is None else best[1]
 
     def render(self, scope: MutableMapping[str, Any], error: GatewayError) -> Response:
         """The error response, recorded as the request's failure."""
@@ -73,24 +81,13 @@ class DialectRouting:
         if error.kind is ErrorKind.AUTH:
             headers["www-authenticate"] = "Bearer"
         headers.update(error.headers)
+        headers.update(dialect.error_headers(error))
         return JSONBytesResponse(body, status_code=status, headers=headers)
 
 
 def _http_error(exc: HTTPException) -> GatewayError:
-    names = {404: "not_found", 405: "method_not_allowed"}
     detail = exc.detail if isinstance(exc.detail, str) else "Request failed"
-    return GatewayError(
-        detail,
-        status=exc.status_code,
-        error_type=names.get(exc.status_code, "http"),
-        kind=ErrorKind.CLIENT,
-    )
-
-
-def internal_error() -> GatewayError:
-    return GatewayError(
-        "Internal gateway error", status=500, error_type="internal", kind=ErrorKind.UPSTREAM
-    )
+    return route_error(exc.status_code, detail)
 
 
 def install_error_handlers(app: FastAPI, routing: DialectRouting) -> None:

@@ -9,15 +9,17 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 import orjson
 from starlette.requests import Request
 from starlette.responses import Response
 
+from llm_gateway.core.events import StreamEvent, TokenUsage
+from llm_gateway.core.pipeline import collect, stream_seconds
 from llm_gateway.core.streaming import TokenStream
 from llm_gateway.http.dialect import StreamEncoder
-from llm_gateway.http.sse import stream_response
+from llm_gateway.http.sse import count_tokens, stream_response
 from llm_gateway.http.state import request_state
 
 
@@ -32,8 +34,7 @@ class Accounting:
     """What a buffered answer cost upstream: for metrics, logs and ``Server-Timing``."""
 
     upstream_seconds: float
-    details: dict[str, Any] | None = None  # TGI-style details (generated_tokens, input_length)
-    usage: dict[str, Any] | None = None  # OpenAI-style usage
+    usage: TokenUsage | None = None  # None: nothing to count (the upstream sent no counts)
     texts: Sequence[str] = ()  # the answer's text(s), logged only when prompts may be
 
 
@@ -66,12 +67,33 @@ class StreamSettings:
     heartbeat: float
 
 
+class BufferingEncoder(Protocol):
+    """A stream encoder that can also build a buffered answer (it writes nothing then)."""
+
+    def event(self, event: StreamEvent) -> bytes: ...
+
+    def answer_as(self, model: str) -> None: ...
+
+    def end(self) -> bytes: ...
+
+
+async def drain(stream: TokenStream, encoder: BufferingEncoder, deadline: float | None) -> float:
+    """A buffered answer from a stream: every event, collected within ``deadline``, through
+    ``encoder`` (which names a fallback that answered); the seconds the upstream took."""
+    events = await collect(stream, deadline)
+    if stream.served_by is not None:  # a fallback answered
+        encoder.answer_as(stream.served_by)
+    for event in events:
+        encoder.event(event)
+    encoder.end()
+    return stream_seconds(stream)
+
+
 def account(request: Request, accounting: Accounting) -> None:
     state = request_state(request.scope)
     record = state.record
     state.timing.upstream = record.upstream_seconds = accounting.upstream_seconds
-    record.tokens_from_details(accounting.details)
-    record.tokens_from_usage(accounting.usage)
+    count_tokens(record, accounting.usage)
     if record.output is not None:
         record.output.extend(accounting.texts)
 

@@ -13,9 +13,12 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from llm_gateway import __version__
+from llm_gateway.config.schema import JwtConfig
 from llm_gateway.config.settings import Settings
 from llm_gateway.core.admission import CURRENT_CALLER, Caller
 from llm_gateway.http import openapi
+from llm_gateway.http.auth import ALLOWED_MODELS
+from llm_gateway.http.context import ALIAS
 from llm_gateway.http.dialect import Dialect, Endpoint
 from llm_gateway.http.errors import DialectRouting, install_error_handlers
 from llm_gateway.http.middleware import ErrorBoundary, Guard, RequestContext
@@ -25,6 +28,30 @@ from llm_gateway.http.state import request_state
 from llm_gateway.observability.observer import Observer
 
 _PATH_PARAM = re.compile(r"{(\w+)}")
+# Response headers a browser app on another origin may read (CORS): ids and timings, retry
+# hints, the budget left, and what the gateway did with the request.
+EXPOSED_HEADERS = (
+    "x-request-id",
+    "server-timing",
+    "retry-after",
+    "retry-after-ms",
+    "x-should-retry",
+    "x-ratelimit-limit-tokens",
+    "x-ratelimit-remaining-tokens",
+    "x-ratelimit-reset-tokens",
+    "x-ratelimit-limit-requests",
+    "x-ratelimit-remaining-requests",
+    "x-ratelimit-reset-requests",
+    "anthropic-ratelimit-tokens-limit",
+    "anthropic-ratelimit-tokens-remaining",
+    "anthropic-ratelimit-tokens-reset",
+    "x-llm-gateway-served-by",
+    "x-llm-gateway-dropped-params",
+    "x-llm-gateway-ignored-params",
+    "x-llm-gateway-max-tokens",
+    "www-authenticate",
+)
+DROPPED_PARAMS = "x-llm-gateway-dropped-params"
 
 
 def _openapi_extra(endpoint: Endpoint) -> dict[str, Any]:
@@ -45,20 +72,31 @@ def _route(dialect: Dialect, endpoint: Endpoint, stream_settings: StreamSettings
     async def route(request: Request) -> Response:
         state = request_state(request.scope)
         state.record.dialect = name
-        # Who is asking, for the core's admission checks (budgets) and their headers.
-        caller = state.caller = Caller(state.request_id, state.record.api_key_id or state.key_id)
+        # Who is asking, for the core's admission checks (budgets) and their headers. A
+        # signed-in user is metered as the user (and tenant), not as the key that carried them.
+        key = None if state.user else state.record.api_key_id or state.key_id
+        caller = state.caller = Caller(state.request_id, key, user=state.user, tenant=state.tenant)
         token = CURRENT_CALLER.set(caller)
+        allowed = ALLOWED_MODELS.set(state.models)
+        alias = ALIAS.set(None)  # set by GatewayContext.model when a model_aliases glob matched
         reply: Reply | None = None
         try:
             reply = await handler(request)
             response = await respond(reply, request, stream_settings)
         finally:
+            aliased = ALIAS.get() is not None
+            ALIAS.reset(alias)
+            ALLOWED_MODELS.reset(allowed)
             CURRENT_CALLER.reset(token)
             if not isinstance(reply, StreamReply):  # a stream accounts for itself at its end
                 state.record.failover(caller.served_by, caller.warming, caller.warming_waited)
         response.headers.update(caller.headers())
         if caller.served_by is not None and caller.served_by != state.record.model:
             response.headers[SERVED_BY] = caller.served_by
+        elif aliased and state.record.model is not None:  # the answer names the alias
+            response.headers[SERVED_BY] = caller.served_by or state.record.model
+        if caller.dropped_params:  # fields the model's backend ignored (unsupported_params)
+            response.headers[DROPPED_PARAMS] = ",".join(caller.dropped_params)
         return response
 
     route.__name__ = f"{dialect.name}_{endpoint.handler.__name__}"
@@ -83,9 +121,13 @@ def register(
 
 
 def build_app(
-    settings: Settings, dialects: Sequence[Dialect], observer: Observer | None = None
+    settings: Settings,
+    dialects: Sequence[Dialect],
+    observer: Observer | None = None,
+    jwt: JwtConfig | None = None,
 ) -> FastAPI:
-    """The gateway's ASGI app; the first dialect answers for paths no dialect claims."""
+    """The gateway's ASGI app; the first dialect answers for paths no dialect claims.
+    ``jwt``: the models file's ``auth.jwt`` (signed-in users), if any."""
     app = FastAPI(
         title="SageMaker LLM Gateway",
         version=__version__,
@@ -108,19 +150,20 @@ def build_app(
     for dialect in dialects:
         register(app, dialect, routing, stream_settings)
     if settings.ui:  # GATEWAY_UI: the chat page at /ui/ (static files, no upstream call)
-        from llm_gateway.ui import mount_ui
+        from llm_gateway.ui import SignIn, mount_ui
 
-        mount_ui(app)
+        # With auth.jwt.client_id the page offers "Sign in" (its issuer and public client id).
+        mount_ui(app, SignIn(jwt.issuer, jwt.client_id) if jwt and jwt.client_id else None)
 
     app.add_middleware(ErrorBoundary, routing=routing)
-    app.add_middleware(Guard, settings=settings, routing=routing)
+    app.add_middleware(Guard, settings=settings, routing=routing, jwt=jwt)
     if settings.cors_origins:
         app.add_middleware(
             CORSMiddleware,
             allow_origins=list(settings.cors_origins),
             allow_methods=["GET", "POST", "OPTIONS"],
             allow_headers=["*"],  # reflects what the browser asks for (x-stainless-*, auth)
-            expose_headers=["x-request-id", "server-timing", "retry-after"],
+            expose_headers=list(EXPOSED_HEADERS),
             max_age=600,
         )
     app.add_middleware(

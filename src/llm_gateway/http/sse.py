@@ -20,14 +20,13 @@ from starlette.responses import StreamingResponse
 from starlette.types import Receive, Scope, Send
 
 from llm_gateway.core.errors import GatewayError, deadline_error, incomplete_stream
-from llm_gateway.core.events import TokenEvent
+from llm_gateway.core.events import TokenUsage
 from llm_gateway.core.streaming import TokenStream
 from llm_gateway.http.dialect import StreamEncoder
 from llm_gateway.http.state import request_state
 from llm_gateway.http.timing import Timing
 from llm_gateway.observability.record import RequestRecord
 
-HEARTBEAT = b":\n\n"
 WAITING = b": waiting for the model\n\n"
 WAITING_TO_WAKE = b": waiting for the model to scale up\n\n"
 SERVED_BY = "x-llm-gateway-served-by"  # names the model that answered when a fallback did
@@ -36,6 +35,18 @@ SSE_HEADERS = {
     "cache-control": "no-cache",
     "x-accel-buffering": "no",
 }
+
+
+def sse_event(data: bytes, event: str | None = None) -> bytes:
+    """One Server-Sent Event, the one place its bytes are spelled: ``event: <name>`` when
+    named, then ``data: <data>`` and the blank line.
+
+    >>> sse_event(b"[DONE]"), sse_event(b"{}", "ping")
+    (b'data: [DONE]\\n\\n', b'event: ping\\ndata: {}\\n\\n')
+    """
+    if event is None:
+        return b"data: " + data + b"\n\n"
+    return b"event: " + event.encode() + b"\ndata: " + data + b"\n\n"
 
 
 class SSEResponse(StreamingResponse):
@@ -77,6 +88,14 @@ class SSEResponse(StreamingResponse):
                     await iterator.aclose()
 
 
+def count_tokens(record: RequestRecord, usage: TokenUsage | None) -> None:
+    """An answer's usage in the request's record (an estimated prompt is not a count)."""
+    if usage is not None:
+        record.generated_tokens = usage.completion_tokens
+        if not usage.prompt_estimated:
+            record.input_tokens = usage.prompt_tokens
+
+
 def _account(
     record: RequestRecord, stream: TokenStream, encoder: StreamEncoder, timing: Timing
 ) -> None:
@@ -84,21 +103,16 @@ def _account(
     if stream.first_token_at is not None:
         record.ttft_seconds = stream.first_token_at - timing.start
     record.upstream_seconds = (stream.finished_at or time.perf_counter()) - stream.started_at
-    last = stream.last_event
-    if isinstance(last, TokenEvent) and last.is_last:
-        record.tokens_from_details(last.details)
-    record.tokens_from_usage(getattr(encoder, "usage", None))
+    count_tokens(record, encoder.token_usage)
     record.failover(stream.served_by, stream.warming, stream.warming_waited)
 
 
 def _answer_as(encoder: StreamEncoder, stream: TokenStream, record: RequestRecord) -> bool:
     """Once the first event is in: a fallback that answered is named in the dialect's answers
-    (OpenAI's ``model``), through the encoder's optional ``answer_as``."""
+    (OpenAI's ``model``), through the encoder's ``answer_as``."""
     served = stream.served_by
     if served is not None and served != record.model:
-        answer_as = getattr(encoder, "answer_as", None)
-        if callable(answer_as):
-            answer_as(served)
+        encoder.answer_as(served)
     return True
 
 
@@ -113,13 +127,12 @@ async def _relay(
 ) -> AsyncIterator[bytes]:
     output = record.output
     renamed = False
+    # A dialect may keep a silent stream alive with its own event (e.g. Anthropic's ping).
+    keepalive = encoder.heartbeat()
     try:
         if first is None:
-            # A dialect may owe its client events before any token (optional ``opening``).
-            opening = getattr(encoder, "opening", None)
-            yield (WAITING_TO_WAKE if stream.warming else WAITING) + (
-                opening() if callable(opening) else b""
-            )
+            # A dialect may owe its client events before any token (e.g. message_start).
+            yield (WAITING_TO_WAKE if stream.warming else WAITING) + encoder.opening()
         else:
             renamed = _answer_as(encoder, stream, record)
             if output is not None:
@@ -132,6 +145,7 @@ async def _relay(
                 if wait <= 0:  # end cleanly before API Gateway or Lambda cut us off
                     error = deadline_error()
                     record.fail(error, in_stream=True)
+                    await stream.finish()  # on Lambda: settled before the final frame
                     yield encoder.error(error)
                     return
             try:
@@ -144,7 +158,7 @@ async def _relay(
                 return
             if event is None:
                 if deadline is None or time.monotonic() < deadline:
-                    yield HEARTBEAT
+                    yield keepalive
                 continue
             if not renamed:
                 renamed = _answer_as(encoder, stream, record)

@@ -71,6 +71,9 @@ class RequestLogger:
             "input_tokens": r.input_tokens,
             "generated_tokens": r.generated_tokens,
             "api_key_id": r.api_key_id,
+            "principal": r.principal,  # user:<id> or key:<id>, never a token or key
+            "tenant": r.tenant,
+            "end_user": r.end_user,  # as the client named it (Anthropic's metadata.user_id)
             "served_by": r.served_by,  # the fallback model that answered, if one did
         }
         if r.counters:
@@ -78,6 +81,7 @@ class RequestLogger:
             fields["warming"] = bool(r.counters.get("WarmingWaits")) or None
         if r.error_type:
             fields["error_type"] = r.error_type
+            fields["error_code"] = r.error_code
             fields["error_kind"] = r.error_kind
             fields["error_in_stream"] = r.error_in_stream
         if r.disconnected:

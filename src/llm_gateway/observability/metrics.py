@@ -1,9 +1,10 @@
 """Per-request CloudWatch metrics as EMF, written by Powertools Metrics.
 
 One EMF document per request with two dimension sets: ``service, model`` (plus
-``api_key_id`` when ``GATEWAY_METRICS_KEY_DIMENSION`` is on) and ``service`` alone, the totals
-that alarms watch; and a second, one-metric document counting ``Requests`` by ``dialect``. Names and units are the README's metrics table. The API key *id*
-is also a searchable property; the key itself never appears.
+``api_key_id``, or ``principal`` for a signed-in user, when ``GATEWAY_METRICS_KEY_DIMENSION``
+is on) and ``service`` alone, the totals that alarms watch; and a second, one-metric document counting ``Requests`` by ``dialect``. Names and units are the README's metrics table. The API key *id*
+and the principal (``user:<id>``/``key:<id>``, its kind, the ``tenant:<id>``) are searchable
+properties; keys and tokens never appear.
 """
 
 from __future__ import annotations
@@ -15,6 +16,9 @@ from llm_gateway.observability.record import RequestRecord
 
 # Failures that are not the client's doing count towards the ErrorRate the alarms watch.
 SERVER_SIDE = frozenset({"upstream", "throttled", "timeout", "stream"})
+# A budget refusal is the gateway keeping a limit, not a failure: counted apart, never in the
+# ErrorRate (the budgets package also counts BudgetRejections per subject).
+REFUSED_BY_BUDGET = frozenset({"tokens_rate_limited", "requests_rate_limited", "quota_exhausted"})
 
 # ErrorKind -> metric name ("errors by kind")
 ERROR_METRICS = {
@@ -56,6 +60,8 @@ class RequestMetrics:
         m.add_dimension("model", r.model or "none")
         if self.key_dimension and r.api_key_id:
             m.add_dimension("api_key_id", r.api_key_id)
+        if self.key_dimension and r.principal and r.principal.startswith("user:"):
+            m.add_dimension("principal", r.principal)  # a signed-in user: one series each
         m.add_dimensions(service=self.service)  # the totals, one series for alarms
         self._outcome(m, r)
         self._latencies(m, r)
@@ -70,12 +76,15 @@ class RequestMetrics:
     def _outcome(self, m: Metrics, r: RequestRecord) -> None:
         m.add_metric(name="Requests", unit=MetricUnit.Count, value=1)
         # 100 or 0 per request: its Average over a period is the error rate in percent.
-        failed = r.error_kind in SERVER_SIDE
+        refused = r.error_code in REFUSED_BY_BUDGET
+        failed = r.error_kind in SERVER_SIDE and not refused
         m.add_metric(name="ErrorRate", unit=MetricUnit.Percent, value=100 if failed else 0)
         if self._cold:
             self._cold = False
             m.add_metric(name="ColdStart", unit=MetricUnit.Count, value=1)
-        if r.error_kind:
+        if refused:
+            m.add_metric(name="RateLimited", unit=MetricUnit.Count, value=1)
+        elif r.error_kind:
             m.add_metric(
                 name=ERROR_METRICS.get(r.error_kind, "UpstreamErrors"),
                 unit=MetricUnit.Count,
@@ -123,6 +132,11 @@ class RequestMetrics:
         m.add_metadata(key="dialect", value=r.dialect)
         if r.api_key_id:
             m.add_metadata(key="api_key_id", value=r.api_key_id)
+        if r.principal:  # searchable in Logs Insights: who asked, never their token
+            m.add_metadata(key="principal_kind", value=r.principal.partition(":")[0])
+            m.add_metadata(key="principal", value=r.principal)
+        if r.tenant:
+            m.add_metadata(key="tenant", value=r.tenant)
         if r.correlation_id:
             m.add_metadata(key="correlation_id", value=r.correlation_id)
 

@@ -27,11 +27,15 @@ class RequestRecord:
     dialect: str = "none"
     correlation_id: str | None = None  # API Gateway's request id
     api_key_id: str | None = None  # the usage-plan key *id*, never the key
+    principal: str | None = None  # who asked: "user:<id>" (a verified token) or "key:<id>"
+    tenant: str | None = None  # "tenant:<id>", a signed-in user's tenant when configured
+    end_user: str | None = None  # the client's own end-user id (Anthropic's metadata.user_id)
     model: str | None = None
     stream: bool = False
     status: int | None = None
     error_kind: str | None = None
     error_type: str | None = None
+    error_code: str | None = None  # the neutral ErrorCode (core/errors.py)
     error_in_stream: bool = False
     duration: float | None = None
     upstream_seconds: float | None = None
@@ -61,28 +65,8 @@ class RequestRecord:
     def fail(self, error: GatewayError, *, in_stream: bool = False) -> None:
         self.error_kind = error.kind.value
         self.error_type = error.error_type
+        self.error_code = error.code.value
         self.error_in_stream = in_stream
-
-    def tokens_from_details(self, details: dict[str, Any] | None) -> None:
-        """TGI's ``details``: generated tokens always, the prompt's when TGI reports it."""
-        if not details:
-            return
-        if isinstance(details.get("generated_tokens"), int):
-            self.generated_tokens = details["generated_tokens"]
-        if isinstance(details.get("input_length"), int):
-            self.input_tokens = details["input_length"]
-        elif (
-            self.input_tokens is None
-            and isinstance(details.get("prefill"), list)
-            and details["prefill"]
-        ):
-            self.input_tokens = len(details["prefill"])
-
-    def tokens_from_usage(self, usage: dict[str, Any] | None) -> None:
-        if usage:
-            self.generated_tokens = usage.get("completion_tokens", self.generated_tokens)
-            if not usage.get("prompt_tokens_estimated"):
-                self.input_tokens = usage.get("prompt_tokens", self.input_tokens)
 
 
 def api_gateway_context(scope: MutableMapping[str, Any]) -> dict[str, Any]:

@@ -14,7 +14,7 @@ from typing import Any
 
 import orjson
 
-from llm_gateway.core.errors import ErrorKind, GatewayError, incomplete_stream
+from llm_gateway.core.errors import ErrorCode, ErrorKind, GatewayError, incomplete_stream
 
 __all__ = ["TGI_STATUS", "container_error", "error_event", "incomplete_stream", "tgi_error"]
 
@@ -55,8 +55,13 @@ _ERROR_PREFIXES = (
 )
 
 
+# TGI's two prompt-length refusals (validation.rs: MaxTotalTokens, InputLength).
+_CONTEXT_LENGTH = ("`inputs` tokens + `max_new_tokens` must be", "`inputs` must have less than")
+
+
 def tgi_error(message: str, error_type: str, *, status: int | None = None) -> GatewayError:
-    """An error TGI itself reported: its type and message are kept as they are."""
+    """An error TGI itself reported: its type and message are kept as they are; its prompt-length
+    refusals carry the neutral ``context_length`` code."""
     if status is None:
         status = TGI_STATUS.get(error_type, 502)
     if error_type in ("validation", "template_error", "tool_error"):
@@ -65,12 +70,14 @@ def tgi_error(message: str, error_type: str, *, status: int | None = None) -> Ga
         kind = ErrorKind.THROTTLED
     else:
         kind = ErrorKind.UPSTREAM
+    context = error_type == "validation" and any(t in message for t in _CONTEXT_LENGTH)
     return GatewayError(
         message,
         status=status,
         error_type=error_type,
         kind=kind,
         retry_after=1 if error_type == "overloaded" else None,
+        code=ErrorCode.CONTEXT_LENGTH if context else None,
     )
 
 

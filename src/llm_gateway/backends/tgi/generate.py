@@ -21,7 +21,7 @@ from llm_gateway.backends.tgi.stream import TGIStreamDecoder
 from llm_gateway.core.errors import GatewayError, upstream_error
 from llm_gateway.core.events import EventDecoder
 from llm_gateway.core.parameters import GenerateParameters
-from llm_gateway.core.ports import Generated
+from llm_gateway.core.ports import Capabilities, Generated
 
 
 def parse_generate_response(raw: bytes) -> Generated:
@@ -42,7 +42,8 @@ class TGIGenerate:
     """The default backend: prompts rendered by the gateway's templates, TGI's generate API."""
 
     name = "tgi"
-    chat = False
+    # Prompts only; TGI's router echoes the prompt (``return_full_text``) itself.
+    capabilities = Capabilities()
 
     def check(self, parameters: GenerateParameters, *, stream: bool) -> None:
         return None  # TGI takes every field its own validation admits

@@ -17,6 +17,7 @@ from llm_gateway.backends.tgi.errors import error_event
 from llm_gateway.backends.tgi.generate import TGIGenerate
 from llm_gateway.core.events import EventDecoder
 from llm_gateway.core.parameters import GenerateParameters
+from llm_gateway.core.ports import Capabilities
 
 # Model defaults (TGI names) -> the chat field they fill when the client left it out.
 _DEFAULTS = {
@@ -45,7 +46,8 @@ def fill_defaults(body: dict[str, Any], defaults: GenerateParameters | None) -> 
 
 class TGIMessages(TGIGenerate):
     name = "tgi-messages"
-    chat = True
+    # Chat requests as they are; tools, logprobs and n > 1 are not relayed to TGI.
+    capabilities = Capabilities(chat=True)
 
     def chat_body(self, data: dict[str, Any], defaults: GenerateParameters | None) -> bytes:
         body = dict(data)

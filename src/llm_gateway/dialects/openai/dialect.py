@@ -22,7 +22,6 @@ from starlette.requests import Request
 from llm_gateway.config.schema import ModelConfig
 from llm_gateway.core.decoding import decode, loads
 from llm_gateway.core.errors import GatewayError
-from llm_gateway.core.ports import ModelTarget
 from llm_gateway.dialects.openai import passthrough
 from llm_gateway.dialects.openai.encoding import error_body
 from llm_gateway.dialects.openai.generation import Generation
@@ -34,7 +33,7 @@ from llm_gateway.dialects.openai.schemas import (
     CompletionRequest,
 )
 from llm_gateway.http.context import GatewayContext
-from llm_gateway.http.dialect import Endpoint
+from llm_gateway.http.dialect import DialectBase, Endpoint
 from llm_gateway.http.replies import JSONReply, Reply
 from llm_gateway.templates import Message
 
@@ -65,7 +64,7 @@ def to_messages(messages: list[ChatMessage]) -> list[Message]:
     return out
 
 
-class OpenAIDialect:
+class OpenAIDialect(DialectBase):
     """OpenAI's chat completions, completions and models APIs."""
 
     name = "openai"
@@ -88,7 +87,7 @@ class OpenAIDialect:
         return {"id": model.name, "object": "model", "created": self.created, "owned_by": OWNER}
 
     async def list_models(self, request: Request) -> Reply:
-        models = self.ctx.config.models
+        models = self.ctx.visible_models()  # a signed-in user's token may limit them
         if "name" in request.path_params:
             models = [self.model_for(request, None)]
         return JSONReply({"object": "list", "data": [self.model_card(m) for m in models]})
@@ -108,22 +107,15 @@ class OpenAIDialect:
                 f"got {len(req.messages)}.",
                 "messages",
             )
-        if ctx.service.backend(model).chat:
+        if ctx.pipeline.takes_chat(model):
             return await passthrough.forward(ctx, request, model, req, data)
         sampling = chat_sampling(req, model.limits)
-        template = ctx.templates[model.name]
         messages = to_messages(req.messages)
-        prompt = template.render(messages)
-        ctx.check_input_size(prompt, param="messages", status=400)
-
-        def reprompt(other: ModelTarget) -> str:  # a fallback renders with its own template
-            return ctx.templates[other.name].render(messages)
-
-        prepared = generation.prepare(prompt, sampling, template.stop, reprompt)
+        prompt = ctx.pipeline.render(model, messages, param="messages")
+        prepared = generation.prepare(prompt, sampling, messages)
         if sampling.stream:
             return generation.stream(prepared, sampling)
-        choice, seconds = await generation.choice(prepared, sampling, 0)
-        return generation.reply([choice], seconds)
+        return generation.reply([await generation.choice(prepared, sampling, 0)])
 
     async def completions(self, request: Request) -> Reply:
         req = decode(CompletionRequest, loads(await request.body()), type_names=OPENAI_TYPES)
@@ -151,7 +143,7 @@ class OpenAIDialect:
                 for i, p in enumerate(prepared)
             )
         )
-        return generation.reply([c for c, _ in answers], max(s for _, s in answers))
+        return generation.reply(answers)
 
     def endpoints(self) -> Sequence[Endpoint]:
         routes: list[Endpoint] = []

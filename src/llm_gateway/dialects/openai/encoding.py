@@ -3,10 +3,10 @@
 ``finish_reason`` is OpenAI's vocabulary: TGI's ``eos_token`` and ``stop_sequence`` are
 ``stop``; ``length`` stays ``length``. Text never contains a stop sequence or a special token.
 
->>> status, body = error_body(GatewayError("bad", status=422, error_type="validation",
-...                                        kind=ErrorKind.CLIENT, param="max_new_tokens"))
->>> status, body["error"]["type"], body["error"]["param"]
-(400, 'invalid_request_error', 'max_tokens')
+>>> from llm_gateway.core.errors import validation_error
+>>> status, body = error_body(validation_error("bad", param="max_new_tokens"))
+>>> status, body["error"]["type"], body["error"]["param"], body["error"]["code"]
+(400, 'invalid_request_error', 'max_tokens', 'invalid_value')
 """
 
 from __future__ import annotations
@@ -16,57 +16,75 @@ from typing import Any
 
 import orjson
 
-from llm_gateway.core.errors import ErrorKind, GatewayError
-from llm_gateway.core.events import StreamEvent, TokenEvent
+from llm_gateway.core.errors import ErrorCode, GatewayError
+from llm_gateway.core.events import Finish, StreamEvent, TokenEvent, TokenUsage
 from llm_gateway.core.stops import StopFilter
+from llm_gateway.http.dialect import EncoderBase
+from llm_gateway.http.sse import sse_event
 
-DONE = b"data: [DONE]\n\n"
+DONE = sse_event(b"[DONE]")
 _dumps = orjson.dumps
 
 # TGI parameter names in errors -> the OpenAI parameter the client sent.
 _PARAMS = {"max_new_tokens": "max_tokens", "top_n_tokens": "top_logprobs", "inputs": "messages"}
 
+_INVALID, _SERVER, _RATE = "invalid_request_error", "server_error", "rate_limit_error"
+# The one table of the OpenAI dialect: neutral code -> (status, type, code). A status of None
+# keeps the error's own (OpenAI-normalised: 422 is 400; a failed model is 502, never a bare
+# 500); a code of None is the upstream's own type (e.g. a TGI container's "generation").
+ERRORS: dict[ErrorCode, tuple[int | None, str, str | None]] = {
+    ErrorCode.INVALID_REQUEST: (400, _INVALID, "invalid_value"),
+    ErrorCode.INVALID_PARAMETER: (None, _INVALID, "invalid_value"),
+    ErrorCode.CONTEXT_LENGTH: (400, _INVALID, "context_length_exceeded"),
+    ErrorCode.TEMPLATE: (400, _INVALID, "template_error"),
+    ErrorCode.BATCH_TOO_LARGE: (400, _INVALID, "batch_size_exceeded"),
+    ErrorCode.MODEL_NOT_FOUND: (404, _INVALID, "model_not_found"),
+    ErrorCode.NOT_FOUND: (404, _INVALID, "not_found"),
+    ErrorCode.METHOD_NOT_ALLOWED: (405, _INVALID, "method_not_allowed"),
+    ErrorCode.UNSUPPORTED_MEDIA_TYPE: (415, _INVALID, "unsupported_media_type"),
+    ErrorCode.PAYLOAD_TOO_LARGE: (413, _INVALID, "payload_too_large"),
+    ErrorCode.UNAUTHENTICATED: (401, _INVALID, "invalid_api_key"),
+    ErrorCode.INVALID_TOKEN: (401, _INVALID, "invalid_token"),
+    ErrorCode.FORBIDDEN: (403, _INVALID, "permission_denied"),
+    # The gateway's own capacity and a model scaling up: server conditions that clear.
+    ErrorCode.OVERLOADED: (503, _SERVER, "overloaded"),
+    ErrorCode.WARMING: (503, _SERVER, "model_warming"),
+    ErrorCode.THROTTLED: (429, _RATE, "rate_limit_exceeded"),
+    # Budgets, as OpenAI's API answers rate limits and exhausted quotas.
+    ErrorCode.TOKENS_RATE_LIMITED: (429, "tokens", "rate_limit_exceeded"),
+    ErrorCode.REQUESTS_RATE_LIMITED: (429, "requests", "rate_limit_exceeded"),
+    ErrorCode.QUOTA_EXHAUSTED: (429, "insufficient_quota", "insufficient_quota"),
+    ErrorCode.UNAVAILABLE: (503, _SERVER, "unavailable"),
+    ErrorCode.BUDGET_STORE_UNAVAILABLE: (503, _SERVER, "budget_store_unavailable"),
+    ErrorCode.ISSUER_UNAVAILABLE: (503, _SERVER, "unavailable"),
+    ErrorCode.TIMEOUT: (504, _SERVER, "timeout"),
+    ErrorCode.UPSTREAM: (None, _SERVER, None),
+    ErrorCode.INTERNAL: (None, _SERVER, "internal"),
+}
+
+
+def _status(status: int) -> int:
+    if status == 422:
+        return 400  # OpenAI reports every invalid request as 400
+    if status == 424 or (status >= 500 and status not in (502, 503, 504)):
+        return 502  # the model failed: a bad gateway, never a bare 500
+    return status
+
 
 def error_body(error: GatewayError) -> tuple[int, dict[str, Any]]:
     """OpenAI's ``{"error": {message, type, param, code}}`` and its status."""
-    # A budget refusal names OpenAI's own type and code (tokens/requests/insufficient_quota).
-    openai_type = getattr(error, "openai_type", None)
-    openai_code = getattr(error, "openai_code", None)
-    if isinstance(openai_type, str) and isinstance(openai_code, str):
-        body = {"message": error.message, "type": openai_type, "param": None, "code": openai_code}
-        return error.status, {"error": body}
-    if error.code in ("overloaded", "model_warming"):
-        # The gateway's own capacity (or a model scaling up from zero): a server condition
-        # that clears, answered as OpenAI's 503 (TGI's dialect keeps 429/503 with its type).
-        body = {"message": error.message, "type": "server_error", "param": None, "code": error.code}
-        return 503, {"error": body}
-    status = error.status
-    if status == 422:
-        status = 400  # OpenAI reports every invalid request as 400
-    elif status == 424 or (status >= 500 and status not in (502, 503, 504)):
-        status = 502  # the model failed: a bad gateway, never a bare 500
-    if error.kind is ErrorKind.AUTH:
-        kind, code = "invalid_request_error", "invalid_api_key"
-    elif status == 429:
-        kind, code = "rate_limit_error", "rate_limit_exceeded"
-    elif status >= 500:
-        kind, code = "server_error", error.error_type
-    else:
-        kind = "invalid_request_error"
-        code = error.error_type
-        if error.error_type == "validation":
-            code = (
-                "context_length_exceeded" if _is_context_length(error.message) else "invalid_value"
-            )
+    fixed, kind, code = ERRORS[error.code]
+    status = fixed if fixed is not None else _status(error.status)
+    if kind == _SERVER and status < 500:
+        kind = _INVALID  # a container's 4xx (e.g. 413) is the request's fault
     param = _PARAMS.get(error.param or "", error.param)
-    return status, {"error": {"message": error.message, "type": kind, "param": param, "code": code}}
-
-
-def _is_context_length(message: str) -> bool:
-    """TGI's two prompt-length messages (MaxTotalTokens, InputLength)."""
-    return "`inputs` tokens + `max_new_tokens` must be" in message or (
-        "`inputs` must have less than" in message
-    )
+    body = {
+        "message": error.message,
+        "type": kind,
+        "param": param,
+        "code": code or error.error_type,
+    }
+    return status, {"error": body}
 
 
 def finish_reason(tgi_reason: str | None, stopped_here: bool) -> str:
@@ -84,6 +102,13 @@ def usage_body(prompt_tokens: int, completion_tokens: int, estimated: bool) -> d
     if estimated:
         usage["prompt_tokens_estimated"] = True  # the endpoint did not report it; see README
     return usage
+
+
+def usage_json(usage: TokenUsage) -> dict[str, Any]:
+    """OpenAI's ``usage`` object of a :class:`TokenUsage` (the upstream's own total kept)."""
+    body = usage_body(usage.prompt_tokens, usage.completion_tokens, usage.prompt_estimated)
+    body["total_tokens"] = usage.total_tokens
+    return body
 
 
 def chat_logprob(token: dict[str, Any], top: list[dict[str, Any]] | None) -> dict[str, Any]:
@@ -118,11 +143,11 @@ def text_logprobs(
     }
 
 
-# Prompt-token count: (count, estimated) from the last event's details.
-PromptTokens = Callable[[dict[str, Any] | None], tuple[int, bool]]
+# Prompt-token count: (count, estimated) from how the generation ended (None: it did not say).
+PromptTokens = Callable[[Finish | None], tuple[int, bool]]
 
 
-class OpenAIStreamEncoder:
+class OpenAIStreamEncoder(EncoderBase):
     """One streamed choice as ``chat.completion.chunk`` or ``text_completion`` events.
 
     The first chat chunk carries the role; content follows with stop sequences held back and
@@ -164,7 +189,8 @@ class OpenAIStreamEncoder:
         self._started = False
         self._offset = 0
         self.completion_tokens = 0
-        self.usage: dict[str, Any] | None = None
+        self.token_usage: TokenUsage | None = None  # for the request's record
+        self.usage: dict[str, Any] | None = None  # the same, as OpenAI's usage object
         self.finish: str | None = None
 
     def _chunk(
@@ -201,7 +227,7 @@ class OpenAIStreamEncoder:
         chunk = {**self.base, "choices": [choice]}
         if self.include_usage:
             chunk["usage"] = None
-        return b"data: " + _dumps(chunk) + b"\n\n"
+        return sse_event(_dumps(chunk))
 
     def _shown_logprobs(
         self, *, final: bool
@@ -235,22 +261,24 @@ class OpenAIStreamEncoder:
         if text:
             out += self._chunk(text)
         if event.is_last:
-            out += self._finish(event.details)
+            out += self._finish(event.finish)
         return out
 
-    def _finish(self, details: dict[str, Any] | None) -> bytes:
+    def _finish(self, finish: Finish) -> bytes:
         out = b""
         tail = self.filter.flush()
         if tail:
             out += self._chunk(tail)
-        reason = (details or {}).get("finish_reason")
-        self.finish = finish_reason(reason, self.filter.stopped)
+        self.finish = finish_reason(finish.reason, self.filter.stopped)
         out += self._chunk(None, self.finish)
-        generated = (details or {}).get("generated_tokens", self.completion_tokens)
-        prompt, estimated = self.prompt_tokens(details)
-        self.usage = usage_body(prompt, generated, estimated)
+        generated = finish.generated_tokens
+        if generated is None:
+            generated = self.completion_tokens
+        prompt, estimated = self.prompt_tokens(finish)
+        self.token_usage = TokenUsage(prompt, generated, estimated)
+        self.usage = usage_json(self.token_usage)
         if self.include_usage:
-            out += b"data: " + _dumps({**self.base, "choices": [], "usage": self.usage}) + b"\n\n"
+            out += sse_event(_dumps({**self.base, "choices": [], "usage": self.usage}))
         return out
 
     def answer_as(self, model: str) -> None:
@@ -258,7 +286,7 @@ class OpenAIStreamEncoder:
         self.base["model"] = model
 
     def error(self, error: GatewayError) -> bytes:
-        return b"data: " + _dumps(error_body(error)[1]) + b"\n\n" + DONE
+        return sse_event(_dumps(error_body(error)[1])) + DONE
 
     def end(self) -> bytes:
         return DONE

@@ -1,7 +1,7 @@
-"""Chat requests for backends that take them as they are (``backend.chat``), instead of a
+"""Chat requests for backends that take them as they are (``capabilities.chat``), instead of a
 prompt from the gateway's template: TGI's Messages API (``tgi-messages``) and OpenAI servers
 (``openai``: vLLM, SGLang, LMI), to which ``tools``/``tool_choice``, ``n > 1``,
-``response_format`` and ``logprobs`` are relayed too.
+``response_format`` and ``logprobs`` are relayed too (``capabilities.openai_chat``).
 
 What comes back is normalised like every other answer: OpenAI finish reasons (TGI says
 ``stop_sequence``; ``tool_calls`` and ``length`` stay), stop text removed, our ids and model
@@ -18,15 +18,17 @@ import orjson
 from starlette.requests import Request
 
 from llm_gateway.config.schema import ModelConfig
-from llm_gateway.core.events import ChatChunk, StreamEvent
+from llm_gateway.core.events import ChatChunk, StreamEvent, TokenUsage
+from llm_gateway.core.pipeline import collect, stream_seconds
 from llm_gateway.core.stops import StopFilter, cut_at_stop
 from llm_gateway.core.tokenizer import estimate_tokens
-from llm_gateway.dialects.openai.encoding import OpenAIStreamEncoder, usage_body
-from llm_gateway.dialects.openai.generation import Generation, collect, stream_seconds
+from llm_gateway.dialects.openai.encoding import OpenAIStreamEncoder, usage_json
+from llm_gateway.dialects.openai.generation import Generation
 from llm_gateway.dialects.openai.mapping import chat_sampling
 from llm_gateway.dialects.openai.schemas import ChatCompletionRequest
-from llm_gateway.http.context import GatewayContext
+from llm_gateway.http.context import GatewayContext, answered_as
 from llm_gateway.http.replies import Accounting, JSONReply, Reply, StreamReply
+from llm_gateway.http.sse import sse_event
 
 # OpenAI's finish reasons a container may send that are kept as they are.
 _KEPT_REASONS = frozenset({"length", "tool_calls", "content_filter", "function_call"})
@@ -38,16 +40,6 @@ def finish_reason(reason: str | None, stopped_here: bool) -> str:
     if stopped_here:
         return "stop"
     return reason if reason in _KEPT_REASONS else "stop"
-
-
-def _usage(data: dict[str, Any] | None, fallback: tuple[int, int]) -> dict[str, Any]:
-    """The container's counts as it sent them; an estimate only when it sent none."""
-    if data and isinstance(data.get("prompt_tokens"), int):
-        usage = usage_body(data["prompt_tokens"], int(data.get("completion_tokens") or 0), False)
-        if isinstance(data.get("total_tokens"), int):
-            usage["total_tokens"] = data["total_tokens"]
-        return usage
-    return usage_body(fallback[0], fallback[1], True)
 
 
 def _extras(delta: dict[str, Any]) -> dict[str, Any]:
@@ -82,14 +74,14 @@ class ChatChunkEncoder(OpenAIStreamEncoder):
         chunk: dict[str, Any] = {**self.base, "choices": [choice]}
         if self.include_usage:
             chunk["usage"] = None
-        return b"data: " + orjson.dumps(chunk) + b"\n\n"
+        return sse_event(orjson.dumps(chunk))
 
     def event(self, event: StreamEvent) -> bytes:
         assert isinstance(event, ChatChunk), "chat streams carry chat chunks"
         data = event.data
         out = b""
         if not data["choices"]:
-            self.usage = _usage(data.get("usage"), (self.prompt_estimate, self.completion_tokens))
+            self._count(data.get("usage"))
             if self.include_usage and self.finish is not None:
                 out += self._usage_chunk()
             return out
@@ -121,15 +113,22 @@ class ChatChunkEncoder(OpenAIStreamEncoder):
                 out += self._delta_chunk(index, {}, None, self.finish)
         return out
 
+    def _count(self, upstream: dict[str, Any] | None) -> None:
+        """The container's counts as it sent them; an estimate only when it sent none."""
+        usage = TokenUsage.of_chat(
+            upstream, estimate=self.prompt_estimate, generated=self.completion_tokens
+        )
+        self.token_usage, self.usage = usage, usage_json(usage)
+
     def _usage_chunk(self) -> bytes:
         self._usage_sent = True
-        return b"data: " + orjson.dumps({**self.base, "choices": [], "usage": self.usage}) + b"\n\n"
+        return sse_event(orjson.dumps({**self.base, "choices": [], "usage": self.usage}))
 
     def end(self) -> bytes:
         out = b""
         if self.include_usage and not self._usage_sent:
             if self.usage is None:
-                self.usage = _usage(None, (self.prompt_estimate, self.completion_tokens))
+                self._count(None)
             out += self._usage_chunk()
         return out + super().end()
 
@@ -215,24 +214,25 @@ async def forward(
     req: ChatCompletionRequest,
     data: dict[str, Any],
 ) -> Reply:
-    relay = model.backend == "openai"
+    pipeline = ctx.pipeline
+    relay = pipeline.capabilities(model).openai_chat
     # OpenAI's ranges, checked before any call
     sampling = chat_sampling(req, model.limits, relay=relay)
-    stops = list(sampling.client_stop or ((model.defaults.stop or ()) if model.defaults else ()))
+    stops = pipeline.chat_stops(model, sampling.client_stop)
     text = " ".join(
         m.content if isinstance(m.content, str) else "".join(p.text or "" for p in m.content or ())
         for m in req.messages
     )
-    ctx.check_input_size(text, param="messages", status=400)
+    pipeline.check_size(text, param="messages")
     prompt_estimate = estimate_tokens(text)
     generation = Generation(ctx, request, model, chat=True)
     generation.record.prompt = orjson.dumps(data.get("messages")).decode()
-    stream = ctx.service.chat(model, data, generation.deadline)
+    stream = pipeline.chat(model, data, generation.deadline)
     if sampling.stream:
         encoder = ChatChunkEncoder(
             chat=True,
             completion_id=generation.id,
-            model=model.name,
+            model=answered_as(model),
             created=generation.created,
             stops=stops,
             include_usage=sampling.include_usage,
@@ -244,15 +244,15 @@ async def forward(
     chunks = [c for c in await collect(stream, generation.deadline) if isinstance(c, ChatChunk)]
     answers, upstream_usage, count = _gather(chunks, relay)
     choices = [answers[i].choice(i, stops, relay) for i in sorted(answers)]
-    usage = _usage(upstream_usage, (prompt_estimate, count))
+    usage = TokenUsage.of_chat(upstream_usage, estimate=prompt_estimate, generated=count)
     body = {
         "id": generation.id,
         "object": "chat.completion",
         "created": generation.created,
-        "model": model.name,
+        "model": answered_as(model),
         "system_fingerprint": None,
         "choices": choices,
-        "usage": usage,
+        "usage": usage_json(usage),
     }
     texts = tuple(c["message"]["content"] or "" for c in choices)
     accounting = Accounting(stream_seconds(stream), usage=usage, texts=texts)

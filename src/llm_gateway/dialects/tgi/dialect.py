@@ -13,10 +13,12 @@ from starlette.requests import Request
 from llm_gateway.config.schema import ModelConfig
 from llm_gateway.core.decoding import decode, loads
 from llm_gateway.core.errors import GatewayError
+from llm_gateway.core.events import TokenUsage
 from llm_gateway.core.parameters import GenerateParameters, GenerateRequest
+from llm_gateway.core.ports import Capabilities
 from llm_gateway.dialects.tgi.encoding import TGIStreamEncoder, error_body, generate_body
 from llm_gateway.http.context import GatewayContext
-from llm_gateway.http.dialect import Endpoint
+from llm_gateway.http.dialect import DialectBase, Endpoint
 from llm_gateway.http.replies import Accounting, EmptyReply, JSONReply, Reply, StreamReply
 from llm_gateway.http.state import request_state
 
@@ -49,15 +51,30 @@ def compat_parameters(parameters: GenerateParameters, model: ModelConfig) -> Gen
     """TGI's compat route (``POST /``, SageMaker's ``/invocations``) sets an unset
     ``return_full_text`` to its router-wide default: true for a ``text-generation`` model (the
     pipeline tag ``/info`` reports) and for an unknown tag since TGI 1.4.2 (``server.rs``
-    ``compat_generate``). A model's configured default, when it sets one, comes first. Models
-    behind an OpenAI server (``backend: openai``) have no TGI router whose default applies, and
-    cannot echo the prompt on streams: for them it stays unset (false).
+    ``compat_generate``). A model's configured default, when it sets one, comes first.
     """
-    if parameters.return_full_text is not None or model.backend == "openai":
+    if parameters.return_full_text is not None:
         return parameters
     if model.defaults is not None and model.defaults.return_full_text is not None:
         return parameters
     return parameters.model_copy(update={"return_full_text": True})
+
+
+def full_text_prefix(
+    parameters: GenerateParameters, model: ModelConfig, inputs: str, capabilities: Capabilities
+) -> tuple[GenerateParameters, str]:
+    """A backend that cannot echo the prompt on streams or in chat (``prompt_echo`` false: an
+    OpenAI server) gets help: the gateway does what TGI's router does for
+    ``return_full_text``: the answer's
+    ``generated_text`` is the prompt followed by the generated text (tokens and ``details``
+    are the generated ones only, as TGI's). Returns the parameters to send (full text off)
+    and the prefix to put before ``generated_text``."""
+    wanted = parameters.return_full_text
+    if wanted is None and model.defaults is not None:
+        wanted = model.defaults.return_full_text
+    if capabilities.prompt_echo or not wanted:
+        return parameters, ""
+    return parameters.model_copy(update={"return_full_text": False}), inputs
 
 
 def _model_name(request: Request) -> str | None:
@@ -65,7 +82,7 @@ def _model_name(request: Request) -> str | None:
     return None if name is None else str(name)
 
 
-class TGIDialect:
+class TGIDialect(DialectBase):
     """TGI 3.x's API: generate, generate_stream, the compat route and info."""
 
     name = "tgi"
@@ -90,19 +107,30 @@ class TGIDialect:
         parameters = body.effective_parameters()
         if stream is None:
             parameters = compat_parameters(parameters, model)
+        capabilities = ctx.pipeline.capabilities(model)
+        parameters, prefix = full_text_prefix(parameters, model, body.inputs, capabilities)
         prepared = ctx.service.prepare(model, body.inputs, parameters, stream=streaming)
         record.prompt = body.inputs
         record.input_tokens = prepared.input_tokens
         if streaming:
             return StreamReply(
                 ctx.service.stream(prepared, state.deadline),
-                TGIStreamEncoder(details=prepared.wants_details),
+                TGIStreamEncoder(
+                    details=prepared.wants_details,
+                    prefix=prefix,
+                    counted=prepared.input_tokens,
+                    estimate=lambda: prepared.prompt_tokens,
+                ),
             )
         result = await ctx.service.generate(prepared, state.deadline)
-        out = generate_body(result, details=prepared.wants_details)
-        accounting = Accounting(
-            result.upstream_seconds, details=result.details, texts=(result.generated_text,)
+        usage = TokenUsage.of_details(
+            result.details, counted=prepared.input_tokens, estimate=lambda: prepared.prompt_tokens
         )
+        accounting = Accounting(
+            result.upstream_seconds, usage=usage, texts=(result.generated_text,)
+        )
+        result.generated_text = prefix + result.generated_text
+        out = generate_body(result, details=prepared.wants_details)
         return JSONReply([out] if stream is None else out, accounting=accounting)
 
     async def generate(self, request: Request) -> Reply:

@@ -14,13 +14,16 @@ b'data: {"index":2,"token":{"id":2,"text":"</s>","logprob":-0.01,"special":true}
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import orjson
 
 from llm_gateway.core.errors import GatewayError
-from llm_gateway.core.events import StreamEvent, TokenEvent
+from llm_gateway.core.events import StreamEvent, TokenEvent, TokenUsage
 from llm_gateway.core.generation import GenerationResult
+from llm_gateway.http.dialect import EncoderBase
+from llm_gateway.http.sse import sse_event
 
 _dumps = orjson.dumps
 
@@ -80,30 +83,46 @@ def stream_details(details: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
-class TGIStreamEncoder:
+class TGIStreamEncoder(EncoderBase):
     """``data: {StreamResponse}\\n\\n`` per token; errors are one ``{"error","error_type"}``
     event; the stream ends without ``[DONE]`` (TGI's own client cannot parse it)."""
 
-    __slots__ = ("details",)
+    __slots__ = ("counted", "details", "estimate", "prefix", "token_usage")
 
-    def __init__(self, *, details: bool) -> None:
+    def __init__(
+        self,
+        *,
+        details: bool,
+        prefix: str = "",
+        counted: int | None = None,
+        estimate: Callable[[], int] = lambda: 0,
+    ) -> None:
         self.details = details
+        self.prefix = prefix  # put before the last event's generated_text (return_full_text)
+        self.counted = counted  # the prompt's tokens by the model's tokenizer, if configured
+        self.estimate = estimate  # ... else estimated (not logged as a count)
+        self.token_usage: TokenUsage | None = None  # for the request's record
 
     def event(self, event: StreamEvent) -> bytes:
         assert isinstance(event, TokenEvent), "TGI streams carry generate events"
         out: dict[str, Any] = {"index": event.index, "token": event.token}
         if event.top_tokens:
             out["top_tokens"] = event.top_tokens
-        out["generated_text"] = event.generated_text
+        text = event.generated_text
+        if text is not None:
+            self.token_usage = TokenUsage.of_details(
+                event.details, counted=self.counted, estimate=self.estimate
+            )
+        out["generated_text"] = None if text is None else self.prefix + text
         out["details"] = (
             stream_details(event.details)
             if self.details and event.details is not None and event.generated_text is not None
             else None
         )
-        return b"data: " + _dumps(out) + b"\n\n"
+        return sse_event(_dumps(out))
 
     def error(self, error: GatewayError) -> bytes:
-        return b"data: " + error_body(error) + b"\n\n"
+        return sse_event(error_body(error))
 
     def end(self) -> bytes:
         return b""

@@ -1,0 +1,117 @@
+"""Layering rules import-linter cannot see (its contracts in pyproject.toml catch imports):
+no dialect and no web-layer module decides by a backend's *name*. What a backend can do is
+declared once, in its :class:`~llm_gateway.core.ports.Capabilities`, and consulted there."""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import pytest
+
+from llm_gateway.backends import BACKENDS
+from llm_gateway.backends.tgi.generate import TGIGenerate
+from llm_gateway.core.ports import Capabilities
+
+SRC = Path(__file__).resolve().parents[1] / "src" / "llm_gateway"
+CONSULTERS = sorted([*(SRC / "dialects").rglob("*.py"), *(SRC / "http").rglob("*.py")])
+
+
+def _names_backend(node: ast.AST) -> bool:
+    """``….backend`` (a model's setting) or ``….backend(model).name`` (a backend's name)."""
+    if isinstance(node, ast.Call):
+        return _names_backend(node.func)
+    if isinstance(node, ast.Attribute):
+        if node.attr == "backend":
+            return True
+        return node.attr == "name" and _names_backend(node.value)
+    return False
+
+
+def _is_literal(node: ast.AST) -> bool:
+    if isinstance(node, ast.Constant) and isinstance(node.value, str):
+        return True
+    return isinstance(node, ast.Tuple | ast.List | ast.Set) and all(
+        _is_literal(e) for e in node.elts
+    )
+
+
+def backend_name_checks(source: str) -> list[int]:
+    """Lines that compare a backend setting or name to a literal (``==``, ``!=``, ``in``)."""
+    lines = []
+    for node in ast.walk(ast.parse(source)):
+        if isinstance(node, ast.Compare):
+            operands = [node.left, *node.comparators]
+            if any(_names_backend(o) for o in operands) and any(_is_literal(o) for o in operands):
+                lines.append(node.lineno)
+    return lines
+
+
+def test_the_scan_sees_a_backend_named_by_name():
+    """The check itself can fail: each spelling of the old tests is caught."""
+    for line in (
+        'relay = model.backend == "openai"',
+        'if model.backend != "openai": pass',
+        'x = model.backend in ("openai", "tgi-messages")',
+        'x = "openai" == ctx.service.backend(model).name',
+    ):
+        assert backend_name_checks(line) == [1], line
+    assert backend_name_checks("relay = ctx.service.backend(model).capabilities.tools") == []
+
+
+@pytest.mark.parametrize("path", CONSULTERS, ids=lambda p: str(p.relative_to(SRC)))
+def test_no_dialect_or_web_module_names_a_backend(path: Path):
+    lines = backend_name_checks(path.read_text())
+    assert lines == [], f"{path.relative_to(SRC)}:{lines} decides by a backend's name"
+
+
+def test_every_backend_declares_its_capabilities():
+    """Every registered backend says what it can do; nothing else (no ``chat`` flag beside
+    them) is read."""
+    for name, make in BACKENDS.items():
+        backend = make()
+        assert isinstance(backend.capabilities, Capabilities), name
+        assert not hasattr(backend, "chat"), name
+    assert TGIGenerate.capabilities == Capabilities()  # prompts, and TGI echoes them itself
+    openai = BACKENDS["openai"]().capabilities
+    assert openai.openai_chat and not openai.prompt_echo
+    messages = BACKENDS["tgi-messages"]().capabilities
+    assert messages.chat and not messages.openai_chat
+
+
+# The wire dicts still carried by the core's public types (TGI's token and details shapes, an
+# upstream's chat chunk). Usage is typed (core.events.TokenUsage), and what dialects read of
+# the details too (TokenEvent.finish); these are next. The list may only shrink: a new dict in
+# a public core type fails here.
+WIRE_DICTS = {
+    ("events.py", "TokenEvent", "token"),
+    ("events.py", "TokenEvent", "top_tokens"),
+    ("events.py", "TokenEvent", "details"),
+    ("events.py", "ChatChunk", "data"),
+    ("generation.py", "GenerationResult", "details"),
+    ("ports.py", "Generated", "details"),
+    ("streaming.py", "Tally", "details"),
+    ("streaming.py", "Tally", "usage"),
+}
+
+
+def wire_dicts(path: Path) -> set[tuple[str, str, str]]:
+    """Public fields of public classes annotated with a ``dict``/``Mapping``."""
+    found = set()
+    for node in ast.parse(path.read_text()).body:
+        if isinstance(node, ast.ClassDef) and not node.name.startswith("_"):
+            for field in node.body:
+                if (
+                    isinstance(field, ast.AnnAssign)
+                    and isinstance(field.target, ast.Name)
+                    and not field.target.id.startswith("_")
+                    and any(t in ast.unparse(field.annotation) for t in ("dict[", "Mapping["))
+                ):
+                    found.add((path.name, node.name, field.target.id))
+    return found
+
+
+def test_no_new_wire_dicts_in_the_core_public_types():
+    found = set().union(*(wire_dicts(p) for p in (SRC / "core").glob("*.py")))
+    assert found <= WIRE_DICTS, f"new wire dicts in the core: {sorted(found - WIRE_DICTS)}"
+    assert wire_dicts(SRC / "core" / "events.py") >= {("events.py", "ChatChunk", "data")}
