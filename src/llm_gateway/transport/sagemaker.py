@@ -1,4 +1,4 @@
-"""The SageMaker Runtime client: unmodified boto3, one client per process.
+"""The SageMaker Runtime client: unmodified boto3 (its botocore client), one per process.
 
 ``AWS_ENDPOINT_URL_SAGEMAKER_RUNTIME`` (honoured by boto3 itself) points it at the emulator.
 botocore's own retries are off: :class:`SageMakerRuntime` retries only failures that happen
@@ -15,11 +15,11 @@ import time
 from collections.abc import Iterator
 from typing import Any, Protocol
 
-import boto3
+import botocore.session
 from botocore.config import Config
 from botocore.exceptions import EventStreamError
 
-from llm_gateway.config.settings import Settings
+from llm_gateway.config.settings import Settings, aws_region
 from llm_gateway.core.errors import GatewayError
 from llm_gateway.observability.tracing import upstream_span
 from llm_gateway.transport.errors import (
@@ -48,9 +48,9 @@ class EndpointTarget(Protocol):
     def inference_component(self) -> str | None: ...
 
 
-def make_client(settings: Settings) -> Any:
-    """A ``sagemaker-runtime`` client with the gateway's timeouts and no botocore retries."""
-    config = Config(
+def client_config(settings: Settings) -> Config:
+    """The gateway's timeouts and pool size, and no botocore retries."""
+    return Config(
         connect_timeout=settings.connect_timeout,
         read_timeout=settings.read_timeout,
         retries={"total_max_attempts": 1, "mode": "standard"},
@@ -58,7 +58,34 @@ def make_client(settings: Settings) -> Any:
         tcp_keepalive=True,
         user_agent_extra="llm-gateway",
     )
-    return boto3.session.Session().client("sagemaker-runtime", config=config)
+
+
+def make_client(settings: Settings) -> Any:
+    """A ``sagemaker-runtime`` client with :func:`client_config`."""
+    # botocore's session, not boto3's: importing boto3 and building its Session (resource
+    # factories and loaders the gateway never uses) costs cold start 30-40 ms. The client is the
+    # one boto3 would build: same endpoint resolution (AWS_ENDPOINT_URL_* included), credentials
+    # and region, and the User-Agent boto3 would send (tests/test_transport_client.py).
+    session = botocore.session.get_session()
+    session.user_agent_extra = f"Botocore/{session.user_agent_version}"
+    session.user_agent_name, session.user_agent_version = "Boto3", _boto3_version()
+    region = aws_region()
+    if region is not None:
+        session.set_config_variable("region", region)
+    return session.create_client("sagemaker-runtime", config=client_config(settings))
+
+
+def _boto3_version() -> str:
+    """boto3's version, for the User-Agent, from its metadata without importing it (the
+    import is what the session above saves); by importing it where no metadata is installed."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("boto3")
+    except PackageNotFoundError:
+        import boto3
+
+        return str(boto3.__version__)
 
 
 def _shutdown_socket(raw: Any) -> None:
