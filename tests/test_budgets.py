@@ -18,6 +18,8 @@ from llm_gateway.budgets import BudgetRefusal, Budgets, BudgetsConfig, Limits, c
 from llm_gateway.budgets.local import local_client
 from llm_gateway.budgets.table import write_limits
 from llm_gateway.budgets.windows import Subject, minute_window
+from llm_gateway.core.errors import ErrorCode
+from llm_gateway.dialects.openai.encoding import error_body as openai_error
 
 # 01:00:10 UTC on a fixed day: 50 s left in the minute, nothing flakes at a boundary.
 T0 = 1_796_000_400 + 10
@@ -94,7 +96,7 @@ def test_forty_concurrent_reservations_against_a_limit_of_ten(store_url, table):
             b.reserve("acme", f"req-{i}", 100, stream=False)
             outcome = "ok"
         except BudgetRefusal as exc:
-            assert exc.status == 429 and exc.openai_code == "rate_limit_exceeded"
+            assert exc.status == 429 and exc.code is ErrorCode.TOKENS_RATE_LIMITED
             outcome = "refused"
         with lock:
             outcomes.append(outcome)
@@ -210,7 +212,8 @@ def test_a_later_window_refusing_rolls_the_earlier_back(store_url, table):
     assert used(store_url, table, "acme", TPM) == 100  # r2's minute charge was taken back
     err = refused.value
     assert (err.status, err.error_type, err.limit) == (429, "rate_limit", "day")
-    assert (err.openai_type, err.openai_code) == ("insufficient_quota", "insufficient_quota")
+    assert err.code is ErrorCode.QUOTA_EXHAUSTED
+    assert openai_error(err)[1]["error"]["type"] == "insufficient_quota"
     assert err.headers["x-should-retry"] == "false" and err.retry_after is None
     assert "tokens per day: limit 150, used 100, requested 100" in err.message
     assert "Resets in 22h59m50s (at 2026-12-01T00:00:00Z)." in err.message
@@ -222,11 +225,8 @@ def test_per_minute_refusal_is_a_rate_limit_with_retry_after(store_url, table):
     with pytest.raises(BudgetRefusal) as refused:
         b.reserve("acme", "r2", 30, stream=False)
     err = refused.value
-    assert (err.openai_type, err.openai_code, err.retry_after) == (
-        "tokens",
-        "rate_limit_exceeded",
-        50,
-    )
+    assert (err.code, err.retry_after) == (ErrorCode.TOKENS_RATE_LIMITED, 50)
+    assert openai_error(err)[1]["error"]["type"] == "tokens"
     assert err.headers == {
         "x-ratelimit-limit-tokens": "100",
         "x-ratelimit-remaining-tokens": "20",
@@ -234,7 +234,17 @@ def test_per_minute_refusal_is_a_rate_limit_with_retry_after(store_url, table):
         "retry-after-ms": "50000",
     }
     assert (err.status, err.error_type) == (429, "rate_limit")  # TGI dialect: error_type
-    assert err.to_openai()["error"]["type"] == "tokens"
+    assert openai_error(err) == (
+        429,
+        {
+            "error": {
+                "message": err.message,
+                "type": "tokens",
+                "param": None,
+                "code": "rate_limit_exceeded",
+            }
+        },
+    )
     assert "limit 100, used 80, requested 30. Resets in 50s (at " in err.message
 
 
@@ -243,7 +253,7 @@ def test_requests_per_minute_refusal_names_requests(store_url, table):
     b.reserve("acme", "r1", 10, stream=False)
     with pytest.raises(BudgetRefusal) as refused:
         b.reserve("acme", "r2", 10, stream=False)
-    assert refused.value.openai_type == "requests"
+    assert refused.value.code is ErrorCode.REQUESTS_RATE_LIMITED
     assert refused.value.headers["x-ratelimit-remaining-requests"] == "0"
 
 
@@ -481,10 +491,10 @@ def test_store_down_deny_refuses_with_503(store_url):
     with pytest.raises(BudgetRefusal) as refused:
         b.reserve("acme", "r1", 5, stream=False)
     err = refused.value
-    assert (err.status, err.error_type, err.openai_code) == (
+    assert (err.status, err.error_type, err.code) == (
         503,
         "unavailable",
-        "budget_store_unavailable",
+        ErrorCode.BUDGET_STORE_UNAVAILABLE,
     )
     assert err.retry_after == 5
 

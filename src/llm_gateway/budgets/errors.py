@@ -1,7 +1,7 @@
 """Refusals: a :class:`GatewayError` that also says how the OpenAI dialect must answer.
 
-``core/errors.py`` has no OpenAI vocabulary, so the extra fields live here: ``openai_type`` and
-``openai_code`` for the OpenAI body, ``headers`` for the response (``x-ratelimit-*``,
+The refusal carries the neutral code of the limit that ran out (``LIMIT_CODES``); each dialect
+words it its own way. ``headers`` are for the response (``x-ratelimit-*``,
 ``retry-after-ms``, ``x-should-retry``). ``retry_after`` (seconds) is the base class's
 ``Retry-After``. The TGI dialect needs nothing extra: ``{"error": message, "error_type":
 "rate_limit"}`` with status 429.
@@ -39,7 +39,7 @@ class BudgetRefusal(GatewayError):
     whose) or by an unreachable store under ``deny`` (503)."""
 
     # ``headers`` is set here whether or not the base class has such a field too.
-    __slots__ = ("key_id", "limit", "openai_code", "openai_type", "subject")
+    __slots__ = ("key_id", "limit", "subject")
 
     def __init__(
         self,
@@ -49,8 +49,6 @@ class BudgetRefusal(GatewayError):
         error_type: str = "rate_limit",
         kind: ErrorKind = ErrorKind.THROTTLED,
         retry_after: int | None,
-        openai_type: str,
-        openai_code: str,
         headers: dict[str, str],
         subject: Subject,
         limit: str,
@@ -63,23 +61,10 @@ class BudgetRefusal(GatewayError):
             retry_after=retry_after,
             code=LIMIT_CODES[limit],
         )
-        self.openai_type = openai_type
-        self.openai_code = openai_code
         self.headers = headers
         self.subject = subject
         self.key_id = subject.principal
         self.limit = limit  # "tpm" | "rpm" | "day" | "streams" | "store"
-
-    def to_openai(self) -> dict[str, dict[str, str | None]]:
-        """OpenAI's 429 body, as its API answers rate limits and exhausted quotas."""
-        return {
-            "error": {
-                "message": self.message,
-                "type": self.openai_type,
-                "param": None,
-                "code": self.openai_code,
-            }
-        }
 
     def __repr__(self) -> str:
         return f"BudgetRefusal({self.status}, {self.limit!r}, {self.message!r})"
@@ -121,8 +106,6 @@ def over_limit(
         return BudgetRefusal(
             message,
             retry_after=None,
-            openai_type="insufficient_quota",
-            openai_code="insufficient_quota",
             headers=headers,
             subject=subject,
             limit=kind,
@@ -134,8 +117,6 @@ def over_limit(
     return BudgetRefusal(
         message,
         retry_after=None if never else max(1, -(-wait_ms // 1000)),
-        openai_type="tokens" if kind == "tpm" else "requests",
-        openai_code="rate_limit_exceeded",
         headers=headers,
         subject=subject,
         limit=kind,
@@ -148,8 +129,6 @@ def too_many_streams(subject: Subject, limit: int) -> BudgetRefusal:
         f"Budget reached for {subject.label} on concurrent streams: limit {limit}, open {limit}, "
         f"requested 1. A slot frees when one of the {subject.kind}'s streams ends.",
         retry_after=1,
-        openai_type="requests",
-        openai_code="rate_limit_exceeded",
         headers={"retry-after-ms": "1000"},
         subject=subject,
         limit="streams",
@@ -164,8 +143,6 @@ def store_unavailable(subject: Subject) -> BudgetRefusal:
         error_type="unavailable",
         kind=ErrorKind.UPSTREAM,
         retry_after=5,
-        openai_type="server_error",
-        openai_code="budget_store_unavailable",
         headers={},
         subject=subject,
         limit="store",

@@ -21,7 +21,7 @@ import hmac
 import os
 from collections.abc import Mapping
 from contextvars import ContextVar
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import anyio.to_thread
 from starlette.datastructures import Headers
@@ -42,17 +42,6 @@ ALLOWED_MODELS: ContextVar[frozenset[str] | None] = ContextVar(
 )
 
 
-class _OpenAIShaped(GatewayError):
-    """A refusal that names its own OpenAI ``type`` and ``code`` (read by the OpenAI dialect)."""
-
-    __slots__ = ("openai_code", "openai_type")
-
-    def __init__(self, message: str, *, openai_type: str, openai_code: str, **kw: Any) -> None:
-        super().__init__(message, **kw)
-        self.openai_type = openai_type
-        self.openai_code = openai_code
-
-
 def missing_credentials(signed_in: bool) -> GatewayError:
     message = (
         "Missing or invalid credentials: send a signed-in user's token as `Authorization: "
@@ -71,14 +60,12 @@ def missing_credentials(signed_in: bool) -> GatewayError:
 def invalid_token(description: str) -> GatewayError:
     # RFC 6750 §3: quoted-string; descriptions are fixed texts without quotes or backslashes.
     challenge = f'Bearer error="invalid_token", error_description="{description}"'
-    return _OpenAIShaped(
+    return GatewayError(
         f"Invalid token: {description}",
         status=401,
         error_type="authentication",
         kind=ErrorKind.AUTH,
         headers={"www-authenticate": challenge},
-        openai_type="invalid_request_error",
-        openai_code="invalid_token",
         code=ErrorCode.INVALID_TOKEN,
     )
 
@@ -96,14 +83,12 @@ def issuer_unavailable() -> GatewayError:
 
 
 def model_not_allowed(name: str) -> GatewayError:
-    return _OpenAIShaped(
+    return GatewayError(
         f"You are not allowed to use the model '{name}'",
         status=403,
         error_type="permission",
         kind=ErrorKind.CLIENT,
         param="model",
-        openai_type="invalid_request_error",
-        openai_code="permission_denied",
         code=ErrorCode.FORBIDDEN,
     )
 
