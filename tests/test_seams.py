@@ -17,7 +17,7 @@ from llm_gateway.backends.tgi.generate import TGIGenerate
 from llm_gateway.config import ConfigError, Settings
 from llm_gateway.core.errors import GatewayError, request_error
 from llm_gateway.core.parameters import GenerateParameters
-from llm_gateway.http.context import GatewayContext
+from llm_gateway.dialects.context import GatewayContext
 from llm_gateway.http.dialect import DialectBase, Endpoint
 from llm_gateway.http.replies import JSONReply, Reply
 from llm_gateway.local import BackgroundServer

@@ -24,10 +24,10 @@ from llm_gateway.core.generation import GenerationService, Upstream
 from llm_gateway.core.pipeline import Pipeline, Turn
 from llm_gateway.core.tokenizer import HFTokenizer, TokenCounter
 from llm_gateway.dialects.anthropic.dialect import AnthropicDialect
+from llm_gateway.dialects.context import GatewayContext
 from llm_gateway.dialects.openai.dialect import OpenAIDialect
 from llm_gateway.dialects.openai.responses.dialect import ResponsesDialect
 from llm_gateway.dialects.tgi.dialect import TGIDialect
-from llm_gateway.http.context import GatewayContext
 from llm_gateway.http.dialect import Dialect
 from llm_gateway.http.server import build_app
 from llm_gateway.observability.observer import Observer

@@ -25,7 +25,7 @@ from llm_gateway.dialects.anthropic import mapping
 from llm_gateway.dialects.anthropic.encoding import MessageEncoder
 from llm_gateway.dialects.anthropic.errors import error_body, rate_limit_headers
 from llm_gateway.dialects.anthropic.schemas import CountTokensRequest, MessagesRequest
-from llm_gateway.http.context import GatewayContext, answered_as
+from llm_gateway.dialects.context import GatewayContext, answered_as
 from llm_gateway.http.dialect import DialectBase, Endpoint
 from llm_gateway.http.replies import Accounting, JSONReply, Reply, StreamReply, drain
 from llm_gateway.http.state import request_state

@@ -22,6 +22,7 @@ from starlette.requests import Request
 from llm_gateway.config.schema import ModelConfig
 from llm_gateway.core.decoding import decode, loads
 from llm_gateway.core.errors import GatewayError
+from llm_gateway.dialects.context import GatewayContext
 from llm_gateway.dialects.openai import passthrough
 from llm_gateway.dialects.openai.encoding import error_body
 from llm_gateway.dialects.openai.generation import Generation
@@ -32,7 +33,6 @@ from llm_gateway.dialects.openai.schemas import (
     ChatMessage,
     CompletionRequest,
 )
-from llm_gateway.http.context import GatewayContext
 from llm_gateway.http.dialect import DialectBase, Endpoint
 from llm_gateway.http.replies import JSONReply, Reply
 from llm_gateway.templates import Message

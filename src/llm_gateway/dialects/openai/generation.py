@@ -17,6 +17,7 @@ from llm_gateway.core.events import TokenEvent, TokenUsage
 from llm_gateway.core.generation import PreparedRequest
 from llm_gateway.core.pipeline import Turn, collect, prompt_count, served_by, stream_seconds
 from llm_gateway.core.stops import cut_at_stop
+from llm_gateway.dialects.context import GatewayContext, answered_as
 from llm_gateway.dialects.openai.encoding import (
     OpenAIStreamEncoder,
     PromptTokens,
@@ -26,7 +27,7 @@ from llm_gateway.dialects.openai.encoding import (
     usage_json,
 )
 from llm_gateway.dialects.openai.mapping import Sampling
-from llm_gateway.http.context import ALIAS, GatewayContext, answered_as
+from llm_gateway.http.context import ALIAS
 from llm_gateway.http.replies import Accounting, JSONReply, StreamReply
 from llm_gateway.http.state import request_state
 

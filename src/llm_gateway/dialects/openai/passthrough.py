@@ -22,11 +22,11 @@ from llm_gateway.core.events import ChatChunk, StreamEvent, TokenUsage
 from llm_gateway.core.pipeline import collect, stream_seconds
 from llm_gateway.core.stops import StopFilter, cut_at_stop
 from llm_gateway.core.tokenizer import estimate_tokens
+from llm_gateway.dialects.context import GatewayContext, answered_as
 from llm_gateway.dialects.openai.encoding import OpenAIStreamEncoder, usage_json
 from llm_gateway.dialects.openai.generation import Generation
 from llm_gateway.dialects.openai.mapping import chat_sampling
 from llm_gateway.dialects.openai.schemas import ChatCompletionRequest
-from llm_gateway.http.context import GatewayContext, answered_as
 from llm_gateway.http.replies import Accounting, JSONReply, Reply, StreamReply
 from llm_gateway.http.sse import sse_event
 

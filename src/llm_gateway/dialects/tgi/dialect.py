@@ -16,8 +16,8 @@ from llm_gateway.core.errors import GatewayError
 from llm_gateway.core.events import TokenUsage
 from llm_gateway.core.parameters import GenerateParameters, GenerateRequest
 from llm_gateway.core.ports import Capabilities
+from llm_gateway.dialects.context import GatewayContext
 from llm_gateway.dialects.tgi.encoding import TGIStreamEncoder, error_body, generate_body
-from llm_gateway.http.context import GatewayContext
 from llm_gateway.http.dialect import DialectBase, Endpoint
 from llm_gateway.http.replies import Accounting, EmptyReply, JSONReply, Reply, StreamReply
 from llm_gateway.http.state import request_state

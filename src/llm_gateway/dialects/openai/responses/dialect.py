@@ -21,6 +21,7 @@ from llm_gateway.config.schema import ModelConfig
 from llm_gateway.core.errors import ErrorKind, GatewayError
 from llm_gateway.core.streaming import TokenStream
 from llm_gateway.core.tokenizer import estimate_tokens
+from llm_gateway.dialects.context import GatewayContext, answered_as
 from llm_gateway.dialects.openai.encoding import PromptTokens, error_body
 from llm_gateway.dialects.openai.generation import Generation
 from llm_gateway.dialects.openai.responses.encoding import ResponseEncoder
@@ -35,7 +36,6 @@ from llm_gateway.dialects.openai.responses.mapping import (
 )
 from llm_gateway.dialects.openai.responses.schemas import ResponsesRequest
 from llm_gateway.dialects.openai.responses.tools import Tools, read_tools
-from llm_gateway.http.context import GatewayContext, answered_as
 from llm_gateway.http.dialect import DialectBase, Endpoint
 from llm_gateway.http.replies import Accounting, JSONReply, Reply, StreamReply, drain
 from llm_gateway.http.state import request_state
