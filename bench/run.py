@@ -1358,9 +1358,14 @@ def package_size(root: Path = ROOT) -> dict | None:
         return sum(f.stat().st_size for f in path.rglob("*") if f.is_file()) / 1e6
 
     function = build / "build" / "GatewayFunction"
+    # the x86_64 layer (the default build): template.yaml has one layer per architecture,
+    # older checkouts (the *before* copy) a single DepsLayer
+    layer = build / "build" / "DepsLayerX86"
+    if not layer.exists():
+        layer = build / "build" / "DepsLayer"
     out: dict[str, Any] = {
         "function_mb": round(size(function), 2),
-        "layer_mb": round(size(build / "build" / "DepsLayer"), 1),
+        "layer_mb": round(size(layer), 1),
         "function_modules": len(list(function.rglob("*.py"))),
         "function_has": sorted(
             name

@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 
-from llm_gateway.budgets import BudgetRefusal, Budgets, BudgetsConfig, Limits, create_table
+from llm_gateway.budgets import BudgetLimits, BudgetRefusal, Budgets, BudgetsConfig, create_table
 from llm_gateway.budgets.local import local_client
 from llm_gateway.budgets.table import write_limits
 from llm_gateway.budgets.windows import Subject, minute_window
@@ -181,18 +181,18 @@ def test_keys_are_isolated_and_overrides_merge(store_url, table):
     res = b.reserve("big", "r3", 5000, stream=False)
     assert res.headers(T0)["x-ratelimit-remaining-tokens"] == "5000"
     assert b.reserve("other", "r4", 100, stream=False).charges[0].used == 100
-    assert b.limits("big") == Limits(tokens_per_minute=10_000, tokens_per_day=50_000)
+    assert b.limits("big") == BudgetLimits(tokens_per_minute=10_000, tokens_per_day=50_000)
 
 
 def test_limits_stored_in_the_table_override_the_file_and_are_cached(store_url, table):
     client = local_client(store_url)
-    write_limits(client, table, "acme", Limits(tokens_per_minute=50, requests_per_minute=3))
+    write_limits(client, table, "acme", BudgetLimits(tokens_per_minute=50, requests_per_minute=3))
     clock = Clock()
     b, calls = budgets(store_url, table, clock, default={"tokens_per_minute": 1000})
-    assert b.limits("acme") == Limits(tokens_per_minute=50, requests_per_minute=3)
+    assert b.limits("acme") == BudgetLimits(tokens_per_minute=50, requests_per_minute=3)
     b.reserve("acme", "r1", 10, stream=False)
     assert calls["GetItem"] == 1  # read once, then cached
-    write_limits(client, table, "acme", Limits(tokens_per_minute=70))
+    write_limits(client, table, "acme", BudgetLimits(tokens_per_minute=70))
     assert b.limits("acme").tokens_per_minute == 50
     clock.now += 61
     # Stale now: this request still uses what was read, and the read goes on in the background.
@@ -200,7 +200,7 @@ def test_limits_stored_in_the_table_override_the_file_and_are_cached(store_url, 
     deadline = time.monotonic() + 5
     while b.limits("acme").tokens_per_minute != 70 and time.monotonic() < deadline:
         time.sleep(0.01)
-    assert b.limits("acme") == Limits(tokens_per_minute=70, requests_per_minute=3)
+    assert b.limits("acme") == BudgetLimits(tokens_per_minute=70, requests_per_minute=3)
     assert calls["GetItem"] == 2  # one refresh, however many requests asked meanwhile
 
 
@@ -453,12 +453,16 @@ def test_a_user_and_their_tenant_are_reserved_together(store_url, table):
 
 def test_per_user_overrides_are_stored_in_the_table(store_url, table):
     write_limits(
-        local_client(store_url), table, "", Limits(tokens_per_day=50), subject=Subject("user", "u1")
+        local_client(store_url),
+        table,
+        "",
+        BudgetLimits(tokens_per_day=50),
+        subject=Subject("user", "u1"),
     )
     b, _ = budgets(store_url, table, user_default={"tokens_per_day": 1000})
     assert b.limits_of([Subject("user", "u1"), Subject("user", "u2")]) == [
-        Limits(tokens_per_day=50),
-        Limits(tokens_per_day=1000),
+        BudgetLimits(tokens_per_day=50),
+        BudgetLimits(tokens_per_day=1000),
     ]
 
 
@@ -467,7 +471,7 @@ def test_store_down_allow_serves_and_counts(store_url):
         s.bind(("127.0.0.1", 0))
         closed = s.getsockname()[1]  # nothing listens there once the socket is closed
     seen: list[tuple[str, int, str]] = []
-    cfg = BudgetsConfig(default=Limits(tokens_per_minute=10))
+    cfg = BudgetsConfig(default=BudgetLimits(tokens_per_minute=10))
     b = Budgets(
         cfg,
         client=local_client(f"http://127.0.0.1:{closed}"),
@@ -486,7 +490,7 @@ def test_store_down_deny_refuses_with_503(store_url):
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         closed = s.getsockname()[1]
-    cfg = BudgetsConfig(on_store_error="deny", default=Limits(tokens_per_minute=10))
+    cfg = BudgetsConfig(on_store_error="deny", default=BudgetLimits(tokens_per_minute=10))
     b = Budgets(cfg, client=local_client(f"http://127.0.0.1:{closed}"))
     with pytest.raises(BudgetRefusal) as refused:
         b.reserve("acme", "r1", 5, stream=False)
@@ -500,7 +504,7 @@ def test_store_down_deny_refuses_with_503(store_url):
 
 
 def test_store_down_logs_key_ids_only(store_url, caplog):
-    cfg = BudgetsConfig(default=Limits(tokens_per_minute=10))
+    cfg = BudgetsConfig(default=BudgetLimits(tokens_per_minute=10))
     b = Budgets(cfg, client=local_client("http://127.0.0.1:9"))
     with caplog.at_level("WARNING", logger="llm_gateway.budgets"):
         b.reserve("acme-id", "r1", 5, stream=False)
@@ -564,8 +568,8 @@ def test_config_is_strict():
             "keys": {"a": {"tokens_per_day": 7}},
         }
     )
-    assert cfg.limits_for("a") == Limits(tokens_per_minute=5, tokens_per_day=7)
-    assert cfg.limits_for("b") == Limits(tokens_per_minute=5, tokens_per_day=9)
+    assert cfg.limits_for("a") == BudgetLimits(tokens_per_minute=5, tokens_per_day=7)
+    assert cfg.limits_for("b") == BudgetLimits(tokens_per_minute=5, tokens_per_day=9)
     assert cfg.on_store_error == "allow" and cfg.table == "llm-gateway-budgets"
 
 
@@ -583,7 +587,7 @@ def test_embedded_store_creates_the_stacks_schema():
         }
         ttl = client.describe_time_to_live(TableName="llm-gateway-budgets")
         assert ttl["TimeToLiveDescription"]["AttributeName"] == "expires_at"
-        b = Budgets(BudgetsConfig(default=Limits(tokens_per_day=10)), client=client)
+        b = Budgets(BudgetsConfig(default=BudgetLimits(tokens_per_day=10)), client=client)
         assert (
             b.reserve("k", "r", 10, stream=False).headers()["x-ratelimit-remaining-tokens"] == "0"
         )

@@ -13,7 +13,6 @@ import sys
 import time
 from typing import Any
 
-from llm_gateway.budgets.config import LIMIT_FIELDS, Limits
 from llm_gateway.budgets.table import (
     create_table,
     read_overrides,
@@ -23,6 +22,7 @@ from llm_gateway.budgets.table import (
 )
 from llm_gateway.budgets.usage import hourly_price, render, report
 from llm_gateway.budgets.windows import Subject, day_start
+from llm_gateway.config.budgets import LIMIT_FIELDS, BudgetLimits
 
 
 class BudgetCliError(Exception):
@@ -51,8 +51,10 @@ def add_limit_arguments(parser: argparse.ArgumentParser, whom: str = "key") -> N
     )
 
 
-def limits_from_args(args: argparse.Namespace) -> Limits:
-    return Limits(**{name: getattr(args, name) for name in LIMIT_FIELDS if getattr(args, name)})
+def limits_from_args(args: argparse.Namespace) -> BudgetLimits:
+    return BudgetLimits(
+        **{name: getattr(args, name) for name in LIMIT_FIELDS if getattr(args, name)}
+    )
 
 
 def resolve_table(aws: Any, args: argparse.Namespace) -> str:
@@ -78,11 +80,13 @@ def resolve_table(aws: Any, args: argparse.Namespace) -> str:
     return found
 
 
-def store_limits(aws: Any, table: str, key_id: str, limits: Limits, name: str = "") -> Limits:
+def store_limits(
+    aws: Any, table: str, key_id: str, limits: BudgetLimits, name: str = ""
+) -> BudgetLimits:
     return write_limits(aws.client("dynamodb"), table, key_id, limits, name)
 
 
-def describe(limits: Limits) -> str:
+def describe(limits: BudgetLimits) -> str:
     values = limits.model_dump(exclude_none=True)
     return ", ".join(f"{k.replace('_', ' ')} {v}" for k, v in values.items()) or "none"
 
@@ -150,7 +154,7 @@ def users_command(args: argparse.Namespace) -> int:
             limits = limits_from_args(args)
             if limits.empty:
                 raise BudgetCliError("give at least one limit, e.g. --tokens-per-day 200000")
-            stored: Limits | None = write_limits(client, table, "", limits, subject=subject)
+            stored: BudgetLimits | None = write_limits(client, table, "", limits, subject=subject)
         else:
             stored = read_overrides(client, table, [subject])[subject]
     except BudgetCliError as exc:
@@ -159,7 +163,7 @@ def users_command(args: argparse.Namespace) -> int:
     except (BotoCoreError, ClientError) as exc:
         print(f"llm-gateway: AWS call failed: {exc}", file=sys.stderr)
         return 1
-    print(f"Budgets of user {args.user} in table {table}: {describe(stored or Limits())}.")
+    print(f"Budgets of user {args.user} in table {table}: {describe(stored or BudgetLimits())}.")
     if args.action == "update":
         print("Gateways pick the change up within a minute (their limits cache).")
     return 0

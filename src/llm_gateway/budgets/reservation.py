@@ -6,9 +6,9 @@ import time
 import uuid
 from dataclasses import dataclass, field
 
-from llm_gateway.budgets.config import Limits
 from llm_gateway.budgets.durations import format_duration, until_ms
 from llm_gateway.budgets.windows import Subject, Window
+from llm_gateway.config.budgets import BudgetLimits
 
 
 @dataclass(frozen=True)
@@ -30,7 +30,7 @@ class Share:
     """One subject's part of a reservation: a key's, or a signed-in user's and their tenant's."""
 
     subject: Subject
-    limits: Limits
+    limits: BudgetLimits
     day: Window  # the day item that receives this request's totals
     charges: list[Charge] = field(default_factory=list)
     stream_lease: str | None = None  # the lease attribute of the stream slot held, if any
@@ -67,7 +67,7 @@ class Reservation:
         return self.subject.principal
 
     @property
-    def limits(self) -> Limits:
+    def limits(self) -> BudgetLimits:
         return self.shares[0].limits
 
     @property

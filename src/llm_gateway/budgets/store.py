@@ -32,11 +32,11 @@ from typing import Any
 from botocore.exceptions import BotoCoreError, ClientError
 
 from llm_gateway.budgets import errors
-from llm_gateway.budgets.config import BudgetsConfig, Limits
 from llm_gateway.budgets.memory import ExhaustedMemory
 from llm_gateway.budgets.reservation import Charge, Reservation, Share, rate_headers
 from llm_gateway.budgets.table import item_key, num, read_int, read_overrides
 from llm_gateway.budgets.windows import Subject, Window, day_window, minute_window
+from llm_gateway.config.budgets import BudgetLimits, BudgetsConfig
 
 log = logging.getLogger("llm_gateway.budgets")
 
@@ -86,7 +86,7 @@ class Budgets:
         self.memory = ExhaustedMemory(recheck_seconds)
         self.counters: Counter[str] = Counter()
         self._lock = threading.Lock()
-        self._overrides: dict[Subject, tuple[Limits | None, float]] = {}
+        self._overrides: dict[Subject, tuple[BudgetLimits | None, float]] = {}
         self._refreshing: set[Subject] = set()  # overrides being read in the background
         self._executor: Executor | None = None
         self._writes: ThreadPoolExecutor | None = None
@@ -95,10 +95,10 @@ class Budgets:
 
     # ------------------------------------------------------------------ limits ----------
 
-    def limits(self, key_id: str) -> Limits:
+    def limits(self, key_id: str) -> BudgetLimits:
         return self.limits_of([key_subject(key_id)])[0]
 
-    def limits_of(self, subjects: Sequence[Subject]) -> list[Limits]:
+    def limits_of(self, subjects: Sequence[Subject]) -> list[BudgetLimits]:
         """The models file's limits with the table's overrides. A subject seen for the first
         time is read before its request (all such subjects in one round trip); after that the
         overrides are refreshed once per cache period in the background, so no request waits
@@ -121,7 +121,7 @@ class Budgets:
         with self._lock:
             cached = [self._overrides[s][0] for s in subjects]
         return [
-            self.config.file_limits(s).overridden_by(o)
+            self.config.file_limits(s.kind, s.id).overridden_by(o)
             for s, o in zip(subjects, cached, strict=True)
         ]
 
@@ -141,16 +141,16 @@ class Budgets:
             self._overrides.update(fresh)
             self._refreshing.difference_update(subjects)
 
-    def cached_limits(self, subject: Subject) -> Limits | None:
+    def cached_limits(self, subject: Subject) -> BudgetLimits | None:
         with self._lock:
             cached = self._overrides.get(subject)
         if cached is None:
             return None
-        return self.config.file_limits(subject).overridden_by(cached[0])
+        return self.config.file_limits(subject.kind, subject.id).overridden_by(cached[0])
 
     # ------------------------------------------------------------------ reserve ---------
 
-    def _plan(self, limits: Limits, tokens: int, now: float) -> list[tuple[Window, int, int]]:
+    def _plan(self, limits: BudgetLimits, tokens: int, now: float) -> list[tuple[Window, int, int]]:
         """(window, cost, limit) for each limited window."""
         plan = []
         if limits.requests_per_minute:
@@ -162,7 +162,7 @@ class Budgets:
         return plan
 
     def refuse_without_store(
-        self, subject: Subject | str, tokens: int, limits: Limits, now: float
+        self, subject: Subject | str, tokens: int, limits: BudgetLimits, now: float
     ) -> None:
         """Raise at once, with no store call, what is already known to be refused."""
         if isinstance(subject, str):

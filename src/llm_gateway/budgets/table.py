@@ -11,8 +11,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
-from llm_gateway.budgets.config import LIMIT_FIELDS, Limits
 from llm_gateway.budgets.windows import Subject, day_sk, pk
+from llm_gateway.config.budgets import LIMIT_FIELDS, BudgetLimits
 
 LIMITS_SK = "limits"
 TTL_ATTRIBUTE = "expires_at"
@@ -80,26 +80,26 @@ def read_int(item: dict[str, Any] | None, name: str) -> int:
 # ------------------------------------------------------------------ limit overrides ------
 
 
-def _limits(item: dict[str, Any] | None) -> Limits | None:
+def _limits(item: dict[str, Any] | None) -> BudgetLimits | None:
     if not item:
         return None
-    return Limits(**{f: read_int(item, f) for f in LIMIT_FIELDS if f in item})
+    return BudgetLimits(**{f: read_int(item, f) for f in LIMIT_FIELDS if f in item})
 
 
-def read_limits(client: Any, table: str, key_id: str) -> Limits | None:
+def read_limits(client: Any, table: str, key_id: str) -> BudgetLimits | None:
     """The override stored for a key, or None."""
     return _limits(client.get_item(TableName=table, Key=key(key_id, LIMITS_SK)).get("Item"))
 
 
 def read_overrides(
     client: Any, table: str, subjects: list[Subject]
-) -> dict[Subject, Limits | None]:
+) -> dict[Subject, BudgetLimits | None]:
     """The overrides stored for several subjects, in one round trip (``BatchGetItem``)."""
     if len(subjects) == 1:
         item = client.get_item(TableName=table, Key=item_key(subjects[0], LIMITS_SK)).get("Item")
         return {subjects[0]: _limits(item)}
     by_pk = {s.pk: s for s in subjects}
-    found: dict[Subject, Limits | None] = dict.fromkeys(subjects)
+    found: dict[Subject, BudgetLimits | None] = dict.fromkeys(subjects)
     request: dict[str, Any] = {table: {"Keys": [item_key(s, LIMITS_SK) for s in subjects]}}
     while request:
         answer = client.batch_get_item(RequestItems=request)
@@ -113,10 +113,10 @@ def write_limits(
     client: Any,
     table: str,
     key_id: str,
-    limits: Limits,
+    limits: BudgetLimits,
     name: str = "",
     subject: Subject | None = None,
-) -> Limits:
+) -> BudgetLimits:
     """Merge ``limits`` (fields set) into the key's stored override; returns the result.
 
     UpdateItem rather than PutItem: the gateway's role may only update, and fields not given
@@ -139,7 +139,7 @@ def write_limits(
         **kwargs,
     )
     stored = answer["Attributes"]
-    return Limits(**{f: read_int(stored, f) for f in LIMIT_FIELDS if f in stored})
+    return BudgetLimits(**{f: read_int(stored, f) for f in LIMIT_FIELDS if f in stored})
 
 
 # ------------------------------------------------------------------ usage ------------------

@@ -22,7 +22,7 @@ from pydantic import (
     model_validator,
 )
 
-from llm_gateway.budgets.config import BudgetsConfig
+from llm_gateway.config.budgets import BudgetsConfig
 from llm_gateway.core.errors import GatewayError
 from llm_gateway.core.parameters import GenerateParameters, Limits
 from llm_gateway.core.validation import validate

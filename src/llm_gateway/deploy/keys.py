@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from llm_gateway.budgets.config import LIMIT_FIELDS, Limits
+from llm_gateway.config.budgets import LIMIT_FIELDS, BudgetLimits
 
 TAG_STACK = "llm-gateway:stack"
 TAG_PLAN = "llm-gateway:plan"
@@ -41,12 +41,12 @@ class Plan:
     tier: str
     tags: tuple[tuple[str, str], ...] = ()
 
-    def limits(self) -> Limits:
+    def limits(self) -> BudgetLimits:
         """The default budgets the tier's tags carry (empty when it has none)."""
         tags = dict(self.tags)
         values = {field: tags[tag] for tag, field in PLAN_LIMIT_TAGS.items() if tag in tags}
         try:
-            return Limits(**{field: int(value) for field, value in values.items()})
+            return BudgetLimits(**{field: int(value) for field, value in values.items()})
         except ValueError as exc:
             raise PartnerKeyError(
                 f"usage plan {self.name} has an invalid budget tag: {exc}"

@@ -1,6 +1,7 @@
-"""The models file's ``budgets:`` section (SPEC §4, §5.4).
+"""The models file's ``budgets:`` section (SPEC §4, §5.4): configuration, read by the budgets
+package (which the configuration never imports).
 
-Limits merge field by field: a key's entry in ``keys`` overrides ``default`` only for the fields
+BudgetLimits merge field by field: a key's entry in ``keys`` overrides ``default`` only for the fields
 it sets, and an override stored in the table (``llm-gateway keys update``) overrides both the
 same way. Signed-in users start from ``user_default`` (their override: ``llm-gateway users
 update``); a tenant's limits are ``tenants[<id>]`` over ``tenants["default"]``. A field left
@@ -13,8 +14,6 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StrictInt
 
-from llm_gateway.budgets.windows import Subject
-
 # Strict: YAML `true` or "100" must not pass as a limit.
 PositiveInt = Annotated[StrictInt, Field(gt=0)]
 
@@ -26,7 +25,7 @@ LIMIT_FIELDS = (
 )
 
 
-class Limits(BaseModel):
+class BudgetLimits(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     tokens_per_minute: PositiveInt | None = None
@@ -38,7 +37,7 @@ class Limits(BaseModel):
     def empty(self) -> bool:
         return all(getattr(self, name) is None for name in LIMIT_FIELDS)
 
-    def overridden_by(self, other: Limits | None) -> Limits:
+    def overridden_by(self, other: BudgetLimits | None) -> BudgetLimits:
         """These limits with every field ``other`` sets replaced."""
         if other is None:
             return self
@@ -50,27 +49,30 @@ class BudgetsConfig(BaseModel):
 
     table: str = Field(default="llm-gateway-budgets", min_length=3, max_length=255)
     on_store_error: Literal["allow", "deny"] = "allow"
-    default: Limits = Limits()
-    keys: dict[str, Limits] = Field(default_factory=dict)
-    user_default: Limits = Limits()  # each signed-in user
-    tenants: dict[str, Limits] = Field(default_factory=dict)  # "default": any tenant not named
+    default: BudgetLimits = BudgetLimits()
+    keys: dict[str, BudgetLimits] = Field(default_factory=dict)
+    user_default: BudgetLimits = BudgetLimits()  # each signed-in user
+    tenants: dict[str, BudgetLimits] = Field(
+        default_factory=dict
+    )  # "default": any tenant not named
 
-    def limits_for(self, key_id: str) -> Limits:
+    def limits_for(self, key_id: str) -> BudgetLimits:
         """The models file's limits for a key (before any override stored in the table)."""
         return self.default.overridden_by(self.keys.get(key_id))
 
-    def file_limits(self, subject: Subject) -> Limits:
-        """The models file's limits for any subject (before the table's override)."""
-        if subject.kind == "user":
+    def file_limits(self, kind: str, subject_id: str) -> BudgetLimits:
+        """The models file's limits for any subject (``key``, ``user`` or ``tenant``, by id),
+        before the table's override."""
+        if kind == "user":
             return self.user_default
-        if subject.kind == "tenant":
-            base = self.tenants.get("default", Limits())
+        if kind == "tenant":
+            base = self.tenants.get("default", BudgetLimits())
             return (
-                base.overridden_by(self.tenants.get(subject.id))
-                if subject.id != "default"
+                base.overridden_by(self.tenants.get(subject_id))
+                if subject_id != "default"
                 else base
             )
-        return self.limits_for(subject.id)
+        return self.limits_for(subject_id)
 
 
 def table_name(config: BudgetsConfig, env: dict[str, str] | None = None) -> str:
