@@ -24,8 +24,8 @@ from llm_gateway.core.decoding import decode, loads
 from llm_gateway.core.errors import GatewayError
 from llm_gateway.dialects.context import GatewayContext
 from llm_gateway.dialects.openai import passthrough
+from llm_gateway.dialects.openai.completion import Generation
 from llm_gateway.dialects.openai.encoding import error_body
-from llm_gateway.dialects.openai.generation import Generation
 from llm_gateway.dialects.openai.mapping import chat_sampling, completion_sampling, invalid
 from llm_gateway.dialects.openai.schemas import (
     OPENAI_TYPES,

@@ -87,10 +87,23 @@ def error_body(error: GatewayError) -> tuple[int, dict[str, Any]]:
     return status, {"error": body}
 
 
-def finish_reason(tgi_reason: str | None, stopped_here: bool) -> str:
+# OpenAI's finish reasons an upstream may give that are kept as they are.
+_KEPT_REASONS = frozenset({"length", "tool_calls", "content_filter", "function_call"})
+
+
+def finish_reason(reason: str | None, stopped_here: bool) -> str:
+    """OpenAI's finish reason from the upstream's: TGI's ``eos_token`` and ``stop_sequence``
+    (and ``abort``, anything unknown) are ``stop``; ``length`` and an OpenAI server's
+    ``tool_calls`` are kept.
+
+    >>> [finish_reason(r, False) for r in ("eos_token", "stop_sequence", "length", "tool_calls")]
+    ['stop', 'stop', 'length', 'tool_calls']
+    >>> finish_reason("length", True)  # the gateway cut a stop sequence out itself
+    'stop'
+    """
     if stopped_here:
         return "stop"
-    return "length" if tgi_reason == "length" else "stop"
+    return reason if reason in _KEPT_REASONS else "stop"
 
 
 def usage_body(prompt_tokens: int, completion_tokens: int, estimated: bool) -> dict[str, Any]:

@@ -23,23 +23,12 @@ from llm_gateway.core.pipeline import collect, stream_seconds
 from llm_gateway.core.stops import StopFilter, cut_at_stop
 from llm_gateway.core.tokenizer import estimate_tokens
 from llm_gateway.dialects.context import GatewayContext, answered_as
-from llm_gateway.dialects.openai.encoding import OpenAIStreamEncoder, usage_json
-from llm_gateway.dialects.openai.generation import Generation
+from llm_gateway.dialects.openai.completion import Generation
+from llm_gateway.dialects.openai.encoding import OpenAIStreamEncoder, finish_reason, usage_json
 from llm_gateway.dialects.openai.mapping import chat_sampling
 from llm_gateway.dialects.openai.schemas import ChatCompletionRequest
 from llm_gateway.http.replies import Accounting, JSONReply, Reply, StreamReply
 from llm_gateway.http.sse import sse_event
-
-# OpenAI's finish reasons a container may send that are kept as they are.
-_KEPT_REASONS = frozenset({"length", "tool_calls", "content_filter", "function_call"})
-
-
-def finish_reason(reason: str | None, stopped_here: bool) -> str:
-    """OpenAI's finish reason from the upstream's (``stop_sequence``, ``eos_token``, ``abort``
-    and anything unknown are ``stop``)."""
-    if stopped_here:
-        return "stop"
-    return reason if reason in _KEPT_REASONS else "stop"
 
 
 def _extras(delta: dict[str, Any]) -> dict[str, Any]:

@@ -3,7 +3,7 @@ stateless.
 
 The request becomes template messages and chat completions' :class:`Sampling`
 (:mod:`.mapping`), then runs exactly as a chat completion runs — the same
-:class:`~llm_gateway.dialects.openai.generation.Generation` (record, deadline, defaults, TGI
+:class:`~llm_gateway.dialects.openai.completion.Generation` (record, deadline, defaults, TGI
 validation, stops), the same upstream stream, or the same chat passthrough for backends that
 take chat requests — and is answered as a ``response`` object or its typed event stream
 (:mod:`.encoding`). Errors are chat completions' OpenAI shapes, with Responses parameter names.
@@ -22,8 +22,8 @@ from llm_gateway.core.errors import ErrorKind, GatewayError
 from llm_gateway.core.streaming import TokenStream
 from llm_gateway.core.tokenizer import estimate_tokens
 from llm_gateway.dialects.context import GatewayContext, answered_as
+from llm_gateway.dialects.openai.completion import Generation
 from llm_gateway.dialects.openai.encoding import PromptTokens, error_body
-from llm_gateway.dialects.openai.generation import Generation
 from llm_gateway.dialects.openai.responses.encoding import ResponseEncoder
 from llm_gateway.dialects.openai.responses.mapping import (
     chat_body,
