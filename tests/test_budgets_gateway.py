@@ -8,6 +8,7 @@ request makes no model call. What the table holds is read back, not inferred fro
 from __future__ import annotations
 
 import os
+import time
 from concurrent.futures import ThreadPoolExecutor
 
 import httpx
@@ -15,7 +16,8 @@ import openai
 import pytest
 
 from llm_gateway.config import Settings
-from tests.budgeting import ACME, BETA, KEYS, PROMPT
+from llm_gateway.emulator import EndpointSpec
+from tests.budgeting import ACME, BETA, KEYS, MODELS, PROMPT
 from tests.conftest import gateway_config
 
 
@@ -173,3 +175,51 @@ def test_serve_starts_an_embedded_store_for_budgets(emulator, tmp_path):
         assert r.headers["x-ratelimit-limit-tokens"] == "500"
         assert int(r.headers["x-ratelimit-remaining-tokens"]) == 500 - 11
     assert "embedded DynamoDB-compatible store" in (tmp_path / "log").read_text()
+
+
+def test_failed_wake_attempts_are_never_charged(budgeted, emulator):
+    """A model scaling up from zero refuses calls until it wakes: those attempts generated
+    nothing, so a request that found it asleep is charged once, for what it finally generated,
+    and a request whose wait ran out is charged nothing."""
+
+    for name, wake in (("budget-sleepy-short", 0.6), ("budget-sleepy-long", 60)):
+        emulator.set_endpoint(
+            name,
+            EndpointSpec.model_validate(
+                {
+                    "inference_component": "ic-1",
+                    "output_tokens": 12,
+                    "scale_to_zero": {"wake_seconds": wake, "idle_seconds": 600},
+                }
+            ),
+        )
+    sleepy = [
+        {
+            "name": f"b-{size}",
+            "endpoint": f"budget-sleepy-{size}",
+            "inference_component": "ic-1",
+            "template": "chatml",
+            "wake": {"wait_seconds": 30, "retry_seconds": 0.2},
+        }
+        for size in ("short", "long")
+    ]
+    gw = budgeted(
+        settings=Settings(api_keys=KEYS, request_timeout=2.0),
+        config_extra={"models": [*MODELS, *sleepy]},
+        default={"tokens_per_day": 10_000},
+    )
+    woke = generate(gw.url, ACME, 50, model="b-short", details=True)
+    assert woke.status_code == 200
+    assert gw.calls("budget-sleepy-short") >= 2  # the failed call that woke it, then more
+    generated = woke.json()["details"]["generated_tokens"]
+    totals = gw.settled("key#acme", 1)
+    assert (totals["input_tokens"], totals["generated_tokens"]) == (1, generated)
+    assert gw.used("key#acme", "day") == 1 + generated  # once, whatever the attempts
+
+    asleep = generate(gw.url, ACME, 50, model="b-long")
+    assert asleep.status_code == 503 and asleep.json()["error_type"] == "unavailable"
+    assert gw.calls("budget-sleepy-long") >= 2
+    deadline = time.monotonic() + 10
+    while gw.used("key#acme", "day") != 1 + generated and time.monotonic() < deadline:
+        time.sleep(0.05)  # the refund of the warming request
+    assert gw.used("key#acme", "day") == 1 + generated  # nothing charged for the wait
