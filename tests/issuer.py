@@ -39,6 +39,8 @@ class Issuer:
         self.published: list[str] = []
         self.cache_control = cache_control
         self.failing = False  # answer 500 to every fetch
+        self.named_issuer: str | None = None  # what discovery says the issuer is (default: url)
+        self.jwks_path = "/jwks"  # where discovery says the keys are
         self.discovery_fetches = 0
         self.jwks_fetches = 0
         self._lock = threading.Lock()
@@ -126,7 +128,10 @@ class Issuer:
         with self._lock:
             if request.path == "/.well-known/openid-configuration":
                 self.discovery_fetches += 1
-                doc: Any = {"issuer": self.url, "jwks_uri": f"{self.url}/jwks"}
+                doc: Any = {
+                    "issuer": self.named_issuer or self.url,
+                    "jwks_uri": f"{self.url}{self.jwks_path}",
+                }
             elif request.path == "/jwks":
                 self.jwks_fetches += 1
                 doc = {"keys": [self.jwk(kid) for kid in self.published]}

@@ -370,6 +370,24 @@ def test_issuer_down_with_no_cached_key_is_503_in_the_dialects_shape(
     assert token not in openai.text + tgi.text + json.dumps(dict(openai.headers))
 
 
+def test_a_discovery_document_naming_another_issuer_is_never_trusted(start_gateway, endpoint):
+    """JWKS poisoning through discovery (OpenID Connect Discovery §4.3): a document that names
+    another issuer cannot say where this issuer's keys are, so no token of it verifies."""
+    hostile = standard_issuer()
+    try:
+        hostile.named_issuer = "https://login.example.com"
+        url = start_gateway(identity_config(hostile.url), Settings())
+        before = endpoint()
+        r = httpx.post(
+            f"{url}/v1/chat/completions", json=CHAT, headers=bearer(hostile.token()), timeout=30
+        )
+        assert r.status_code == 503 and r.json()["error"]["code"] == "unavailable"
+        assert hostile.jwks_fetches == 0  # the keys it pointed to were never fetched
+        assert endpoint() == before
+    finally:
+        hostile.stop()
+
+
 def test_a_signed_in_user_is_a_metrics_dimension_when_asked_for(start_gateway, issuer, out):
     url = start_gateway(identity_config(issuer.url), Settings(metrics_key_dimension=True))
     token = issuer.token(sub="dana")

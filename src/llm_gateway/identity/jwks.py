@@ -87,6 +87,16 @@ def fetch_json(url: str, timeout: float) -> tuple[Any, str | None]:
         raise IssuerUnavailable(f"{url} did not answer JSON") from None
 
 
+def _same_issuer(named: object, issuer: str) -> bool:
+    """Whether a discovery document's ``issuer`` is the configured one (a trailing slash
+    aside: some providers' configuration pages show it, some not).
+
+    >>> _same_issuer("https://a.example/", "https://a.example"), _same_issuer("https://b", "https://a")
+    (True, False)
+    """
+    return isinstance(named, str) and named.rstrip("/") == issuer.rstrip("/")
+
+
 def discovery_url(issuer: str) -> str:
     """OpenID Connect Discovery: the issuer without a trailing slash, then the well-known path.
 
@@ -182,7 +192,13 @@ class KeySet:
     def _jwks_uri(self) -> str:
         if self.jwks_uri is None:
             document, _ = fetch_json(discovery_url(self.issuer), self.timeout)
-            uri = document.get("jwks_uri") if isinstance(document, Mapping) else None
+            if not isinstance(document, Mapping) or not _same_issuer(
+                document.get("issuer"), self.issuer
+            ):
+                # Discovery §4.3: the document must name the issuer it was fetched for; one
+                # that names another cannot say where this issuer's keys are.
+                raise IssuerUnavailable("the discovery document names another issuer")
+            uri = document.get("jwks_uri")
             if not isinstance(uri, str) or not is_allowed_url(uri):
                 raise IssuerUnavailable("the discovery document has no usable `jwks_uri`")
             self.jwks_uri = uri  # discovered once per process
