@@ -75,7 +75,7 @@ lint: $(STAMP)
 	$(BIN)/mypy
 	$(BIN)/lint-imports
 
-# Mutation testing (not in CI: about 15 minutes on one core): mutants of the modules listed
+# Mutation testing (not in CI: about 12 minutes with one worker): mutants of the modules listed
 # under [tool.mutmut] in pyproject.toml, run against their fast tests; docs/testing.md has the
 # latest survival rate and what was done about the survivors. `mutmut run` fails only when the
 # unmutated tests fail; survivors are listed by `mutmut results` (`mutmut show NAME` shows one).

@@ -3,15 +3,16 @@
 from __future__ import annotations
 
 import math
+import re
 
 import orjson
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from llm_gateway.core.errors import GatewayError
-from llm_gateway.core.parameters import GenerateParameters, Limits
-from llm_gateway.core.validation import as_f32, check_token_budget, validate
+from llm_gateway.core.errors import ErrorCode, GatewayError
+from llm_gateway.core.parameters import GenerateParameters, Grammar, Limits
+from llm_gateway.core.validation import as_f32, check_grammar, check_token_budget, validate
 from llm_gateway.dialects.tgi.encoding import error_body as _tgi_error_body
 
 
@@ -284,3 +285,117 @@ def test_validation_is_total_and_only_speaks_tgi(p, inputs, stream):
         if stream:
             assert (p.best_of or 1) == 1 or p.best_of == 1
         assert inputs != ""
+
+
+@pytest.mark.parametrize(("params", "inputs", "stream", "limits", "expected"), CASES)
+def test_each_refusal_names_the_field_it_is_about(params, inputs, stream, limits, expected):
+    """The field is the one TGI's message names first; the OpenAI and Anthropic dialects
+    report it (``param``)."""
+    with pytest.raises(GatewayError) as info:
+        validate(GenerateParameters.model_validate(params), inputs, limits, stream=stream)
+    named = re.search(r"`(\w+)`", expected)
+    assert named is not None
+    assert info.value.param == named.group(1)
+    assert info.value.code is ErrorCode.INVALID_PARAMETER
+
+
+def test_the_token_budget_names_its_field_and_is_the_context_window():
+    with pytest.raises(GatewayError) as info:
+        check_token_budget(2000, GenerateParameters(max_new_tokens=100), LIMITS)
+    assert (info.value.param, info.value.code) == ("max_new_tokens", ErrorCode.CONTEXT_LENGTH)
+    with pytest.raises(GatewayError) as info:
+        check_token_budget(1030, GenerateParameters(max_new_tokens=10), LIMITS)
+    assert (info.value.param, info.value.code) == ("inputs", ErrorCode.CONTEXT_LENGTH)
+    assert (info.value.status, info.value.error_type) == (422, "validation")
+
+
+def test_the_token_budget_boundaries():
+    # inputs + max_new_tokens equal to max_total_tokens fits, one more does not.
+    assert check_token_budget(1024, GenerateParameters(max_new_tokens=1024), LIMITS) == 1024
+    with pytest.raises(GatewayError, match="Given: 1024 `inputs` tokens and 1025"):
+        check_token_budget(1024, GenerateParameters(max_new_tokens=1025), LIMITS, chunked=False)
+    # Chunked: at most 1024 new tokens are checked, however many are asked for.
+    assert check_token_budget(1024, GenerateParameters(max_new_tokens=10**6), LIMITS) == 1024
+    with pytest.raises(GatewayError, match="Given: 1025 `inputs` tokens and 1024"):
+        check_token_budget(1025, GenerateParameters(max_new_tokens=10**6), LIMITS)
+
+
+def test_an_unset_max_new_tokens_is_the_rest_of_the_window_never_less_than_zero():
+    wide = Limits(max_input_tokens=1500, max_total_tokens=2048)
+    # The rest of the window is 548 tokens (not the 1024 of a chunk): it fits exactly.
+    assert check_token_budget(1500, GenerateParameters(), wide) == 1500
+    assert check_token_budget(1500, GenerateParameters(), wide, chunked=False) == 1500
+    # A prompt filling the whole window leaves 0 new tokens (TGI's saturating_sub): the
+    # window check passes and the prompt-length rule answers.
+    with pytest.raises(GatewayError) as info:
+        check_token_budget(2048, GenerateParameters(), LIMITS)
+    assert info.value.message == (
+        "Input validation error: `inputs` must have less than 1024 tokens. Given: 2048"
+    )
+    with pytest.raises(GatewayError) as info:
+        check_token_budget(3000, GenerateParameters(), LIMITS)
+    assert info.value.message == (
+        "Input validation error: `inputs` tokens + `max_new_tokens` must be <= 2048. "
+        "Given: 3000 `inputs` tokens and 0 `max_new_tokens`"
+    )
+
+
+def test_truncate_bounds_the_prompt_length_before_the_window_is_checked():
+    # truncate=1024 of a 5000-token prompt: 1024 + 1024 fits; the prompt is reported as 1024.
+    params = GenerateParameters(truncate=1024, max_new_tokens=1024)
+    assert check_token_budget(5000, params, LIMITS) == 1024
+    # A prompt shorter than truncate keeps its own length.
+    assert check_token_budget(7, GenerateParameters(truncate=1024), LIMITS) == 7
+
+
+def test_a_schema_too_deep_to_check_is_refused_as_invalid():
+    schema: dict[str, object] = {"type": "object", "properties": {}}
+    for _ in range(5000):
+        schema = {"type": "object", "properties": {"a": schema}}
+    with pytest.raises(GatewayError) as info:
+        check_grammar(Grammar(type="json", value=schema))
+    assert info.value.message == (
+        "Input validation error: grammar is not valid: the schema is nested too deeply"
+    )
+    assert info.value.param == "grammar"
+
+
+@pytest.mark.parametrize(
+    ("params", "limits"),
+    [
+        ({}, Limits(max_best_of=1)),  # best_of unset is 1, allowed on every endpoint
+        ({"best_of": 1, "seed": 5}, Limits(max_best_of=1)),  # a seed is fine without best_of
+        ({"repetition_penalty": 0.5}, LIMITS),  # below 1.0 is allowed: only <= 0 is refused
+        ({"frequency_penalty": 2.0}, LIMITS),  # both ends of [-2, 2] are allowed
+        ({"frequency_penalty": -2.0}, LIMITS),
+        ({"top_k": 1}, LIMITS),
+        ({"typical_p": 1e-6, "top_p": 0.999999}, LIMITS),
+        ({"truncate": 1, "top_n_tokens": 0, "stop": []}, LIMITS),
+        ({"max_new_tokens": 1}, LIMITS),
+    ],
+)
+def test_the_edges_tgi_accepts(params, limits):
+    validate(GenerateParameters.model_validate(params), "x", limits, stream=False)
+
+
+@pytest.mark.parametrize(
+    ("params", "field"),
+    [
+        ({"repetition_penalty": 0.0}, "repetition_penalty"),
+        ({"frequency_penalty": -2.5}, "frequency_penalty"),
+        ({"frequency_penalty": 2.001}, "frequency_penalty"),
+        ({"typical_p": 0.0}, "typical_p"),
+        ({"temperature": -0.0}, "temperature"),
+    ],
+)
+def test_the_edges_tgi_refuses(params, field):
+    with pytest.raises(GatewayError) as info:
+        validate(GenerateParameters.model_validate(params), "x", LIMITS, stream=False)
+    assert info.value.param == field
+
+
+def test_f32_edges():
+    # The largest f32 is still finite; NaN stays NaN (TGI's comparisons then refuse it).
+    assert as_f32(3.4028234663852886e38) == 3.4028234663852886e38
+    assert as_f32(-1e39) == -math.inf
+    assert math.isnan(as_f32(math.nan))

@@ -145,14 +145,18 @@ class MessageEncoder(EncoderBase):
         if self.open is None:
             return b""
         index, self.open = self.open, None
-        block = self.content[index]
-        if block["type"] == "tool_use":
-            text = self.arguments.get(index, "")
+        return self._event("content_block_stop", index=index)
+
+    def _parse_inputs(self) -> None:
+        """Each tool call's ``input`` from all its argument fragments, once the answer is
+        complete: a fragment that arrived after its block was closed (calls interleaved by
+        the upstream) still counts in the buffered answer."""
+        for index, text in self.arguments.items():
+            block = self.content[index]
             try:
                 block["input"] = orjson.loads(text) if text.strip() else {}
             except orjson.JSONDecodeError:
                 block["input"] = {}  # the model wrote broken JSON: the client sees the deltas
-        return self._event("content_block_stop", index=index)
 
     def _open(self, block: dict[str, Any]) -> bytes:
         out = self._close()
@@ -255,6 +259,7 @@ class MessageEncoder(EncoderBase):
 
     def _finish(self, reason: str | None) -> bytes:
         out = self._text(self.filter.flush()) + self._close()
+        self._parse_inputs()
         stop_reason, stop_sequence = self._stop_reason(reason)
         self.final = self.message(stop_reason, stop_sequence)
         # An estimated prompt is not logged as a count.
