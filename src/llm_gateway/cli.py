@@ -28,6 +28,11 @@ def _banner(
     stream = shlex.quote(
         '{"inputs": "What does a gateway do?", "parameters": {"max_new_tokens": 40, "details": true}}'
     )
+    default = next((m.split(" ")[0] for m in models if m.endswith("(default)")), "tgi")
+    messages = shlex.quote(
+        f'{{"model": "{default}", "max_tokens": 40, '
+        '"messages": [{"role": "user", "content": "What does a gateway do?"}]}'
+    )
     return "\n".join(
         [
             f"SageMaker LLM Gateway {__version__} listening on {url}",
@@ -39,6 +44,7 @@ def _banner(
             f"  curl -s {url}/generate -H 'Content-Type: application/json'{auth} -d {generate}",
             f"  curl -sN {url}/generate_stream -H 'Content-Type: application/json'{auth} -d {stream}",
             f"  curl -s {url}/info{auth}",
+            f"  curl -s {url}/v1/messages -H 'Content-Type: application/json'{auth} -d {messages}",
             "",
         ]
     )

@@ -46,6 +46,9 @@ def demo_config() -> dict[str, Any]:
     """The gateway's models file for :func:`demo_endpoints` (SPEC §4's example, plus three)."""
     return {
         "default_model": "oasst-pythia-12b",
+        # Clients with hard-coded model names (Claude Code, agent frameworks) reach the model
+        # that relays tools: ANTHROPIC_BASE_URL=<gateway> claude -p … works against the demo.
+        "model_aliases": {"claude-*": "qwen3-4b", "gpt-*": "qwen3-4b"},
         "models": [
             {
                 "name": "oasst-pythia-12b",
