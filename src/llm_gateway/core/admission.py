@@ -20,7 +20,7 @@ from contextvars import ContextVar
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from llm_gateway.core.errors import ErrorKind, GatewayError
+from llm_gateway.core.errors import gateway_overloaded
 
 
 @dataclass(slots=True)
@@ -109,18 +109,6 @@ class Admission(Protocol):
         ...
 
 
-def overloaded(limit: int) -> GatewayError:
-    """TGI's own overload answer; the OpenAI dialect answers it as 503 ``overloaded``."""
-    return GatewayError(
-        "Model is overloaded",
-        status=429,
-        error_type="overloaded",
-        kind=ErrorKind.THROTTLED,
-        retry_after=1,
-        code="overloaded",
-    )
-
-
 class InFlight:
     """A counter of generations in flight, with a hard cap. Thread-safe (streams end on
     worker threads)."""
@@ -133,7 +121,7 @@ class InFlight:
     def acquire(self) -> None:
         with self._lock:
             if self.count >= self.limit:
-                raise overloaded(self.limit)
+                raise gateway_overloaded()
             self.count += 1
 
     def release(self) -> None:

@@ -32,6 +32,7 @@ from llm_gateway.core.errors import (
     unavailable_error,
     upstream_error,
 )
+from llm_gateway.core.errors import model_warming as core_model_warming
 
 log = logging.getLogger(__name__)
 
@@ -63,16 +64,7 @@ WARMING_RETRY_AFTER = 30  # seconds: waking takes minutes (about 5 for an 8B mod
 
 def model_warming(model: str) -> GatewayError:
     """Not a failure: the model is scaling up from zero and will answer in a few minutes."""
-    return GatewayError(
-        f"Model '{model}' is scaling up from zero; this usually takes 5 to 10 minutes. "
-        "Retry shortly.",
-        status=503,
-        error_type="unavailable",
-        kind=ErrorKind.THROTTLED,
-        retry_after=WARMING_RETRY_AFTER,
-        headers={"x-should-retry": "true"},
-        code="model_warming",
-    )
+    return core_model_warming(model, retry_after=WARMING_RETRY_AFTER)
 
 
 def is_retryable(exc: BaseException) -> bool:
