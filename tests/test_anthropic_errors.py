@@ -22,10 +22,9 @@ from anthropic.types import ErrorResponse
 from llm_gateway.budgets.local import local_client, start_store_server
 from llm_gateway.budgets.table import create_table
 from llm_gateway.config import Settings
-from llm_gateway.core.errors import timeout_error
+from llm_gateway.core.errors import model_not_allowed, timeout_error
 from llm_gateway.dialects.anthropic.errors import error_body
 from llm_gateway.emulator import Emulator, EndpointSpec
-from llm_gateway.http.auth import model_not_allowed
 from tests.budgeting import within_one_minute
 from tests.conftest import MODELS, env, gateway_config
 

@@ -53,6 +53,9 @@ def test_every_code_has_a_row_in_the_openai_table(code):
             "method_not_allowed",
         ),
         (lambda: e.payload_too_large(10), 413, "invalid_request_error", "payload_too_large"),
+        (lambda: e.invalid_token("expired"), 401, "invalid_request_error", "invalid_token"),
+        (lambda: e.model_not_allowed("m"), 403, "invalid_request_error", "permission_denied"),
+        (lambda: e.issuer_unavailable(), 503, "server_error", "unavailable"),
         (
             lambda: e.unsupported_media_type("text/plain"),
             415,

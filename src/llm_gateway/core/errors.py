@@ -334,3 +334,49 @@ def internal_error() -> GatewayError:
         kind=ErrorKind.UPSTREAM,
         code=ErrorCode.INTERNAL,
     )
+
+
+def invalid_token(description: str) -> GatewayError:
+    # RFC 6750 §3: quoted-string; descriptions are fixed texts without quotes or backslashes.
+    challenge = f'Bearer error="invalid_token", error_description="{description}"'
+    return GatewayError(
+        f"Invalid token: {description}",
+        status=401,
+        error_type="authentication",
+        kind=ErrorKind.AUTH,
+        headers={"www-authenticate": challenge},
+        code=ErrorCode.INVALID_TOKEN,
+    )
+
+
+def issuer_unavailable() -> GatewayError:
+    return GatewayError(
+        "The token issuer's signing keys cannot be fetched right now; try again shortly",
+        status=503,
+        error_type="unavailable",
+        kind=ErrorKind.UPSTREAM,
+        retry_after=5,
+        headers={"x-should-retry": "true"},
+        code=ErrorCode.ISSUER_UNAVAILABLE,
+    )
+
+
+def model_not_allowed(name: str) -> GatewayError:
+    return GatewayError(
+        f"You are not allowed to use the model '{name}'",
+        status=403,
+        error_type="permission",
+        kind=ErrorKind.CLIENT,
+        param="model",
+        code=ErrorCode.FORBIDDEN,
+    )
+
+
+def stream_closed() -> GatewayError:
+    """The client left before the upstream call was made (nobody reads this error)."""
+    return GatewayError(
+        "The client left before the model was called",
+        status=499,
+        error_type="cancelled",
+        kind=ErrorKind.CLIENT,
+    )

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from typing import Any, TypeVar
 
 from llm_gateway.core.admission import CURRENT_CALLER, Admission, Caller, InFlight, Usage
-from llm_gateway.core.errors import ErrorKind, GatewayError, deadline_error
+from llm_gateway.core.errors import ErrorKind, GatewayError, deadline_error, stream_closed
 from llm_gateway.core.failover import Attempts, Failover
 from llm_gateway.core.parameters import GenerateParameters
 from llm_gateway.core.ports import Backend, Channel, ModelTarget
@@ -175,16 +175,6 @@ class _Budget:
             executor.submit(admission.settle, ticket, usage)
 
         self.caller.after_response(later)
-
-
-def stream_closed() -> GatewayError:
-    """The client left before the upstream call was made (nobody reads this error)."""
-    return GatewayError(
-        "The client left before the model was called",
-        status=499,
-        error_type="cancelled",
-        kind=ErrorKind.CLIENT,
-    )
 
 
 class GenerationService:

@@ -222,17 +222,21 @@ class TokenStream:
             return False
         return isinstance(item, GatewayError) or (isinstance(item, TokenEvent) and item.is_last)
 
+    async def _wait(self, timeout: float | None) -> None:
+        """Until the worker delivers something (or the stream ends), or ``timeout`` passes."""
+        loop = self._loop or asyncio.get_running_loop()
+        waiter = self._waiter = loop.create_future()
+        timer = None if timeout is None else loop.call_later(timeout, _wake, waiter)
+        try:
+            await waiter
+        finally:
+            self._waiter = None
+            if timer is not None:
+                timer.cancel()
+
     async def next(self, timeout: float | None) -> StreamEvent | None:
         if not self._pending:
-            loop = self._loop or asyncio.get_running_loop()
-            waiter = self._waiter = loop.create_future()
-            timer = None if timeout is None else loop.call_later(timeout, _wake, waiter)
-            try:
-                await waiter
-            finally:
-                self._waiter = None
-                if timer is not None:
-                    timer.cancel()
+            await self._wait(timeout)
             if not self._pending:
                 return TIMEOUT
         item = self._pending[0]
@@ -256,15 +260,7 @@ class TokenStream:
         loop = self._loop or asyncio.get_running_loop()
         deadline = None if timeout is None else loop.time() + timeout
         while not self._ended:
-            waiter = self._waiter = loop.create_future()
-            left = None if deadline is None else max(deadline - loop.time(), 0.0)
-            timer = None if left is None else loop.call_later(left, _wake, waiter)
-            try:
-                await waiter
-            finally:
-                self._waiter = None
-                if timer is not None:
-                    timer.cancel()
+            await self._wait(None if deadline is None else max(deadline - loop.time(), 0.0))
             if not self._ended and deadline is not None and loop.time() >= deadline:
                 return TIMEOUT
         return await self.next(timeout)
@@ -292,14 +288,8 @@ class TokenStream:
         if not self._hold_last or self._loop is None:
             return
         deadline = self._loop.time() + timeout
-        while not self._ended and self._loop.time() < deadline:
-            waiter = self._waiter = self._loop.create_future()
-            timer = self._loop.call_later(deadline - self._loop.time(), _wake, waiter)
-            try:
-                await waiter
-            finally:
-                self._waiter = None
-                timer.cancel()
+        while not self._ended and (left := deadline - self._loop.time()) > 0:
+            await self._wait(left)
 
     def close(self) -> None:
         """Stop reading and abort the upstream connection (idempotent, any thread)."""

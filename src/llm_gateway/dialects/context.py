@@ -7,10 +7,10 @@ from dataclasses import dataclass
 
 from llm_gateway.config.schema import GatewayConfig, ModelConfig
 from llm_gateway.config.settings import Settings
-from llm_gateway.core.errors import model_not_found
+from llm_gateway.core.errors import model_not_allowed, model_not_found
 from llm_gateway.core.generation import GenerationService
 from llm_gateway.core.pipeline import Pipeline
-from llm_gateway.http.auth import ALLOWED_MODELS, model_not_allowed
+from llm_gateway.http.auth import ALLOWED_MODELS
 from llm_gateway.http.context import ALIAS
 
 # Names TGI's own clients send for "the model behind this URL": TGI serves its one model

@@ -28,7 +28,12 @@ from starlette.datastructures import Headers
 from starlette.types import Scope
 
 from llm_gateway.config.schema import JwtConfig
-from llm_gateway.core.errors import ErrorCode, ErrorKind, GatewayError
+from llm_gateway.core.errors import (
+    GatewayError,
+    invalid_token,
+    issuer_unavailable,
+    unauthenticated,
+)
 from llm_gateway.http.state import RequestState
 from llm_gateway.identity import IssuerUnavailable, TokenRejected
 
@@ -43,53 +48,11 @@ ALLOWED_MODELS: ContextVar[frozenset[str] | None] = ContextVar(
 
 
 def missing_credentials(signed_in: bool) -> GatewayError:
-    message = (
+    return unauthenticated(
         "Missing or invalid credentials: send a signed-in user's token as `Authorization: "
         "Bearer <token>`, or an API key as `x-api-key` or `Authorization: Bearer <key>`"
         if signed_in
         else "Missing or invalid API key: send it as `x-api-key` or `Authorization: Bearer <key>`"
-    )
-    return GatewayError(
-        message,
-        status=401,
-        error_type="authentication",
-        kind=ErrorKind.AUTH,
-    )
-
-
-def invalid_token(description: str) -> GatewayError:
-    # RFC 6750 §3: quoted-string; descriptions are fixed texts without quotes or backslashes.
-    challenge = f'Bearer error="invalid_token", error_description="{description}"'
-    return GatewayError(
-        f"Invalid token: {description}",
-        status=401,
-        error_type="authentication",
-        kind=ErrorKind.AUTH,
-        headers={"www-authenticate": challenge},
-        code=ErrorCode.INVALID_TOKEN,
-    )
-
-
-def issuer_unavailable() -> GatewayError:
-    return GatewayError(
-        "The token issuer's signing keys cannot be fetched right now; try again shortly",
-        status=503,
-        error_type="unavailable",
-        kind=ErrorKind.UPSTREAM,
-        retry_after=5,
-        headers={"x-should-retry": "true"},
-        code=ErrorCode.ISSUER_UNAVAILABLE,
-    )
-
-
-def model_not_allowed(name: str) -> GatewayError:
-    return GatewayError(
-        f"You are not allowed to use the model '{name}'",
-        status=403,
-        error_type="permission",
-        kind=ErrorKind.CLIENT,
-        param="model",
-        code=ErrorCode.FORBIDDEN,
     )
 
 
