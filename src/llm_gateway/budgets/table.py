@@ -28,10 +28,13 @@ def make_client(*, region: str | None = None, endpoint_url: str | None = None) -
     import boto3
     from botocore.config import Config
 
+    # No automatic retry: a conditional ``ADD`` whose answer timed out may have been applied,
+    # and botocore would apply it again (a slow store then charged a request twice). A failed
+    # call is a store error, handled by ``on_store_error``.
     config = Config(
         connect_timeout=1,
-        read_timeout=2,
-        retries={"mode": "standard", "total_max_attempts": 2},
+        read_timeout=10,
+        retries={"mode": "standard", "total_max_attempts": 1},
         max_pool_connections=64,
     )
     session = boto3.session.Session(region_name=region)
