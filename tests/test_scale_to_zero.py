@@ -62,7 +62,12 @@ def sleepy_gateway(
         "wake": {"wait_seconds": 30, "retry_seconds": 0.25},
         **model,
     }
-    return start_gateway(gateway_config([*MODELS, sleepy]), settings)
+    url = start_gateway(gateway_config([*MODELS, sleepy]), settings)
+    # The tests time the commit window against the first SageMaker answer; the gateway's first
+    # call also builds its botocore client, which on a loaded machine outlasts the window.
+    warm = {"inputs": "Hi", "parameters": {"max_new_tokens": 1}}
+    httpx.post(f"{url}/models/tgi3/generate_stream", json=warm, timeout=30).raise_for_status()
+    return url
 
 
 def test_a_stream_opened_while_asleep_is_held_then_answered(start_gateway, asleep, emulator):
