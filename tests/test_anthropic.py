@@ -380,6 +380,20 @@ def test_tgis_messages_api_backend_takes_the_chat_request(gw: str, emulator: Emu
     assert sent["messages"][0] == {"role": "system", "content": "Be brief."}
 
 
+def test_tools_on_tgis_messages_api_are_refused_before_any_call(
+    gw: str, emulator: Emulator
+) -> None:
+    """``tgi-messages`` relays plain chat (its capabilities have no tools), as on the OpenAI
+    routes: a request with tools is a 400 naming them, and the model is never called."""
+    before = emulator.stats_for("tgi3-endpoint").requests
+    for stream in (False, True):
+        r = post(gw, ask("chat-api", tools=[WEATHER], stream=stream))
+        assert r.status_code == 400, r.text
+        error = r.json()["error"]
+        assert error["type"] == "invalid_request_error" and error["message"].startswith("tools:")
+    assert emulator.stats_for("tgi3-endpoint").requests == before
+
+
 def test_error_tool_results_say_so(gw: str, emulator: Emulator) -> None:
     messages = [
         {"role": "user", "content": "Weather?"},

@@ -69,6 +69,13 @@ class AnthropicDialect(DialectBase):
         model's backend takes chat requests."""
         pipeline = self.ctx.pipeline
         if pipeline.takes_chat(model):
+            if conv.has_tools and not pipeline.capabilities(model).tools:
+                # TGI's Messages API is relayed plain chat (no tools), like the OpenAI routes.
+                raise mapping.invalid(
+                    f"tools: model '{model.name}' takes chat requests to which the gateway "
+                    "relays no tools; tools need a model with `backend: openai`",
+                    "tools",
+                )
             text = conv.text()
             pipeline.check_size(text, param="messages")
             return text, True
