@@ -251,6 +251,11 @@ LMI_STREAM = (
 )
 
 
+def as_json(value: Any) -> Any:
+    """A typed object as it goes on the wire (orjson writes dataclasses as objects)."""
+    return orjson.loads(orjson.dumps(value))
+
+
 def decode(decoder: Any, parts: list[bytes]) -> list[StreamItem]:
     items: list[StreamItem] = []
     for part in parts:
@@ -318,7 +323,7 @@ def test_buffered_completion_as_tgi_details() -> None:
     )
     generated = OpenAIBackend().parse_generated(raw, P(details=True, top_n_tokens=1))
     assert generated.text == " Deep learning."
-    assert generated.details == {
+    assert as_json(generated.details) == {
         "finish_reason": "stop_sequence",
         "generated_tokens": 3,
         "seed": None,
@@ -334,6 +339,7 @@ def test_buffered_completion_as_tgi_details() -> None:
             [{"id": 13, "text": ".", "logprob": -0.5, "special": False}],
         ],
         "input_length": 6,
+        "best_of_sequences": None,
     }
 
 
@@ -361,25 +367,25 @@ def test_every_top_tokens_row_is_as_wide_as_asked_eos_included(top_n: int) -> No
     parameters = P(details=True, top_n_tokens=top_n)
     items = decode(OpenAIBackend().generate_decoder(parameters), [EOS_STREAM])
     events = [i for i in items if isinstance(i, TokenEvent)]
-    assert [e.token["text"] for e in events] == [" Hi", ""]
+    assert [e.token.text for e in events] == [" Hi", ""]
     hi = [(" Hi", -0.1), (" Yo", -2.5), (".", -3.0)][:top_n]
-    assert events[0].top_tokens == [
+    assert as_json(events[0].top_tokens) == [
         {"id": 0, "text": t, "logprob": lp, "special": False} for t, lp in hi
     ]
     eos = {"id": 0, "text": "", "logprob": None, "special": True}
-    assert events[1].token == eos
+    assert as_json(events[1].token) == eos
     # the EOS itself first, then entries the container did not report
-    assert events[1].top_tokens == [eos] + [UNKNOWN] * (top_n - 1)
+    assert as_json(events[1].top_tokens) == [eos] + [UNKNOWN] * (top_n - 1)
 
     generated = OpenAIBackend().parse_generated(EOS_NAMED, parameters)
     assert generated.details is not None
-    assert generated.details["tokens"][-1] == {
+    assert as_json(generated.details.tokens[-1]) == {
         "id": 2,
         "text": "</s>",
         "logprob": -0.2,
         "special": True,
     }
-    rows = generated.details["top_tokens"]
+    rows = as_json(generated.details.top_tokens)
     assert [len(row) for row in rows] == [top_n, top_n]
     named = [{"id": 2, "text": "</s>", "logprob": -0.2, "special": True}]
     named.append({"id": 0, "text": ".", "logprob": -1.9, "special": False})

@@ -14,9 +14,11 @@ from typing import Any
 import orjson
 import pytest
 
+from llm_gateway.backends.chunks import chat_chunk as read_chunk
+from llm_gateway.backends.tgi.tokens import details as read_details
 from llm_gateway.core import errors as e
 from llm_gateway.core.errors import ErrorKind, GatewayError
-from llm_gateway.core.events import ChatChunk, TokenEvent, TokenUsage
+from llm_gateway.core.events import ChatChunk, Details, Token, TokenEvent, TokenUsage
 from llm_gateway.core.generation import GenerationResult
 from llm_gateway.dialects.anthropic.encoding import MessageEncoder, first_stop
 from llm_gateway.dialects.openai import encoding as oai
@@ -28,8 +30,30 @@ from llm_gateway.dialects.openai.responses.encoding import (
 from llm_gateway.dialects.tgi import encoding as tgi
 
 
-def tok(text: str, id_: int = 1, logprob: float = -0.5, special: bool = False) -> dict[str, Any]:
-    return {"id": id_, "text": text, "logprob": logprob, "special": special}
+def tok(text: str, id_: int = 1, logprob: float = -0.5, special: bool = False) -> Token:
+    return Token(id_, text, logprob, special)
+
+
+def wire(token: Token) -> dict[str, Any]:
+    """A token as TGI sends it."""
+    return {"id": token.id, "text": token.text, "logprob": token.logprob, "special": token.special}
+
+
+def D(details: dict[str, Any]) -> Details | None:
+    """Details as TGI sends them, read the way the TGI back-end reads them."""
+    return read_details(details)
+
+
+def as_json(body: Any) -> Any:
+    """The body as it goes on the wire."""
+    return orjson.loads(orjson.dumps(body))
+
+
+def wire_chunk(data: dict[str, Any]) -> ChatChunk:
+    """A chat chunk as the upstream sends it, read the way the chat back-ends read it."""
+    chunk = read_chunk(data)
+    assert chunk is not None
+    return chunk
 
 
 EOS = tok("</s>", 2, -0.01, special=True)
@@ -48,17 +72,18 @@ def test_tgi_error_body_is_compact_and_not_ascii_escaped():
 
 
 def test_tgi_details_in_serde_order_with_every_optional_field():
-    top = [tok("a", 3, -1.0)]
+    top = [wire(tok("a", 3, -1.0))]
     details = {
-        "tokens": [tok("Hi")],
+        "tokens": [wire(tok("Hi"))],
         "seed": 42,
         "top_tokens": [top],
-        "prefill": [tok("<s>", 0, 0.0, special=True)],
+        # TGI's PrefillToken has no `special`; the first one has no logprob (NaN -> null)
+        "prefill": [{"id": 0, "text": "<s>", "logprob": None}],
         "generated_tokens": 1,
         "finish_reason": "length",
         "best_of_sequences": [
             {
-                "tokens": [tok("Ho")],
+                "tokens": [wire(tok("Ho"))],
                 "seed": 7,
                 "generated_text": "Ho",
                 "finish_reason": "eos_token",
@@ -70,9 +95,9 @@ def test_tgi_details_in_serde_order_with_every_optional_field():
     }
     t = '{"id":1,"text":"%s","logprob":-0.5,"special":false}'
     top_json = '[[{"id":3,"text":"a","logprob":-1.0,"special":false}]]'
-    assert orjson.dumps(tgi.details_body(details)).decode() == (
+    assert orjson.dumps(tgi.details_body(D(details))).decode() == (
         '{"finish_reason":"length","generated_tokens":1,"seed":42,'
-        '"prefill":[{"id":0,"text":"<s>","logprob":0.0,"special":true}],'
+        '"prefill":[{"id":0,"text":"<s>","logprob":null}],'
         f'"tokens":[{t % "Hi"}],'
         '"best_of_sequences":['
         '{"generated_text":"Ho","finish_reason":"eos_token","generated_tokens":1,"seed":7,'
@@ -85,7 +110,7 @@ def test_tgi_details_in_serde_order_with_every_optional_field():
 
 def test_tgi_details_leave_out_what_was_not_asked_for():
     details = {"finish_reason": "eos_token", "generated_tokens": 3, "top_tokens": []}
-    assert tgi.details_body(details) == {
+    assert as_json(tgi.details_body(D(details))) == {
         "finish_reason": "eos_token",
         "generated_tokens": 3,
         "seed": None,
@@ -116,14 +141,20 @@ def test_tgi_details_leave_out_what_was_not_asked_for():
     ],
 )
 def test_tgi_generate_body_has_details_only_when_asked_and_known(details, asked, expected):
-    result = GenerationResult(generated_text="Hi", details=details, upstream_seconds=0.1)
-    assert tgi.generate_body(result, details=asked) == expected
+    result = GenerationResult(
+        generated_text="Hi", details=None if details is None else D(details), upstream_seconds=0.1
+    )
+    assert as_json(tgi.generate_body(result, details=asked)) == expected
 
 
 def test_tgi_stream_details_has_input_length_only_when_reported():
-    base = {"finish_reason": "length", "generated_tokens": 2, "seed": 1, "tokens": [tok("x")]}
-    assert tgi.stream_details(base) == {"finish_reason": "length", "generated_tokens": 2, "seed": 1}
-    assert tgi.stream_details({**base, "input_length": 0}) == {
+    base = {"finish_reason": "length", "generated_tokens": 2, "seed": 1, "tokens": [wire(tok("x"))]}
+    assert tgi.stream_details(D(base)) == {
+        "finish_reason": "length",
+        "generated_tokens": 2,
+        "seed": 1,
+    }
+    assert tgi.stream_details(D({**base, "input_length": 0})) == {
         "finish_reason": "length",
         "generated_tokens": 2,
         "seed": 1,
@@ -136,8 +167,10 @@ def test_tgi_stream_events_byte_for_byte():
     top = [tok("a", 3, -1.0)]
     first = TokenEvent(0, tok("Hel"), top_tokens=top)
     # A token before the last carries no details, even when the decoder has some.
-    middle = TokenEvent(1, tok("lo"), details={"finish_reason": "length"})
-    last = TokenEvent(2, EOS, None, "Hello", {"finish_reason": "eos_token", "generated_tokens": 3})
+    middle = TokenEvent(1, tok("lo"), details=D({"finish_reason": "length"}))
+    last = TokenEvent(
+        2, EOS, None, "Hello", D({"finish_reason": "eos_token", "generated_tokens": 3})
+    )
     assert encoder.event(first) == (
         b'data: {"index":0,"token":{"id":1,"text":"Hel","logprob":-0.5,"special":false},'
         b'"top_tokens":[{"id":3,"text":"a","logprob":-1.0,"special":false}],'
@@ -156,7 +189,7 @@ def test_tgi_stream_events_byte_for_byte():
 
 
 def test_tgi_stream_without_details_asked_ends_with_null_details():
-    last = TokenEvent(0, EOS, [], "", {"finish_reason": "eos_token", "generated_tokens": 1})
+    last = TokenEvent(0, EOS, [], "", D({"finish_reason": "eos_token", "generated_tokens": 1}))
     assert tgi.TGIStreamEncoder(details=False).event(last) == (
         b'data: {"index":0,"token":{"id":2,"text":"</s>","logprob":-0.01,"special":true},'
         b'"generated_text":"","details":null}\n\n'
@@ -333,7 +366,9 @@ def test_openai_chat_stream_byte_for_byte_with_usage():
         model=b"fallback",
         usage=null_usage,
     )
-    last = TokenEvent(2, EOS, None, "Hello", {"finish_reason": "eos_token", "generated_tokens": 3})
+    last = TokenEvent(
+        2, EOS, None, "Hello", D({"finish_reason": "eos_token", "generated_tokens": 3})
+    )
     assert encoder.event(last) == chat_chunk(
         b'"delta":{},"logprobs":null,"finish_reason":"stop"', model=b"fallback", usage=null_usage
     ) + (
@@ -365,7 +400,7 @@ def test_openai_chat_stream_holds_back_and_removes_a_stop_sequence():
 def test_openai_chat_stream_releases_a_held_prefix_that_never_became_a_stop():
     encoder = chat_encoder(stops=["END"])
     encoder.event(TokenEvent(0, tok("Hi E")))
-    last = TokenEvent(1, EOS, None, "Hi E", {"finish_reason": "length", "generated_tokens": 2})
+    last = TokenEvent(1, EOS, None, "Hi E", D({"finish_reason": "length", "generated_tokens": 2}))
     assert encoder.event(last) == chat_chunk(
         b'"delta":{"content":"E"},"logprobs":null,"finish_reason":null'
     ) + chat_chunk(b'"delta":{},"logprobs":null,"finish_reason":"length"')
@@ -382,7 +417,7 @@ def test_openai_chat_logprobs_follow_the_text_shown_and_drop_a_withheld_stop():
         )
     )
     last = TokenEvent(
-        1, tok("#b"), None, "a##b", {"finish_reason": "length", "generated_tokens": 2}
+        1, tok("#b"), None, "a##b", D({"finish_reason": "length", "generated_tokens": 2})
     )
     assert encoder.event(last) == chat_chunk(b'"delta":{},"logprobs":null,"finish_reason":"stop"')
 
@@ -399,7 +434,9 @@ def test_openai_completion_stream_with_echo_and_logprobs():
         b"" + head + b'"text":"Hi","logprobs":{"tokens":["Hi"],"token_logprobs":[-0.1],'
         b'"top_logprobs":[{"Hi":-0.1,"Ho":-2.0}],"text_offset":[5]},"finish_reason":null}]}\n\n'
     )
-    last = TokenEvent(1, tok(" there", logprob=-0.3), None, "Hi there", {"finish_reason": "length"})
+    last = TokenEvent(
+        1, tok(" there", logprob=-0.3), None, "Hi there", D({"finish_reason": "length"})
+    )
     assert encoder.event(last) == (
         head + b'"text":" there","logprobs":{"tokens":[" there"],"token_logprobs":[-0.3],'
         b'"top_logprobs":[null],"text_offset":[7]},"finish_reason":null}]}\n\n'
@@ -412,7 +449,7 @@ def test_openai_completion_stream_with_echo_and_logprobs():
 def test_openai_special_tokens_show_no_text_and_no_logprobs():
     encoder = chat_encoder(logprobs=True)
     encoder.event(TokenEvent(0, tok("Hi")))
-    last = TokenEvent(1, EOS, None, "Hi", {"finish_reason": "eos_token", "generated_tokens": 2})
+    last = TokenEvent(1, EOS, None, "Hi", D({"finish_reason": "eos_token", "generated_tokens": 2}))
     assert encoder.event(last) == chat_chunk(b'"delta":{},"logprobs":null,"finish_reason":"stop"')
 
 
@@ -492,7 +529,11 @@ def test_anthropic_tgi_stream_byte_for_byte():
     assert encoder.opening() == b""  # owed once
     assert encoder.event(TokenEvent(0, tok("Hi"))) == text_start() + text_delta("Hi")
     last = TokenEvent(
-        1, EOS, None, "Hi", {"finish_reason": "eos_token", "generated_tokens": 4, "input_length": 9}
+        1,
+        EOS,
+        None,
+        "Hi",
+        D({"finish_reason": "eos_token", "generated_tokens": 4, "input_length": 9}),
     )
     # The endpoint's counts replace the estimate and the tokens seen.
     assert encoder.event(last) == block_stop() + message_end("end_turn", None, 9, 4)
@@ -516,7 +557,7 @@ def test_anthropic_names_the_clients_stop_sequence_and_hides_it():
     out = encoder.event(TokenEvent(0, tok("Hi E")))
     assert out == message_start() + text_start() + text_delta("Hi ")
     assert encoder.event(TokenEvent(1, tok("ND!"))) == b""
-    last = TokenEvent(2, EOS, None, "Hi END!", {"finish_reason": "length"})
+    last = TokenEvent(2, EOS, None, "Hi END!", D({"finish_reason": "length"}))
     # No counts from the endpoint: the estimate stays, and is marked as one.
     assert encoder.event(last) == block_stop() + message_end("stop_sequence", "END", 5, 3)
     assert encoder.token_usage == TokenUsage(5, 3, prompt_estimated=True)
@@ -534,7 +575,7 @@ def test_anthropic_names_the_clients_stop_sequence_and_hides_it():
 def test_anthropic_stop_reason_of_a_tgi_stream(text, reason, stop_reason):
     encoder = message_encoder(wire=False)
     assert encoder.event(TokenEvent(0, tok(text))) == b""
-    assert encoder.event(TokenEvent(1, EOS, None, text, {"finish_reason": reason})) == b""
+    assert encoder.event(TokenEvent(1, EOS, None, text, D({"finish_reason": reason}))) == b""
     assert encoder.final is not None
     assert (encoder.final["stop_reason"], encoder.final["stop_sequence"]) == (stop_reason, None)
     assert encoder.final["content"] == [{"type": "text", "text": "Hi"}]
@@ -542,7 +583,7 @@ def test_anthropic_stop_reason_of_a_tgi_stream(text, reason, stop_reason):
 
 def chunk(delta: dict[str, Any] | None = None, finish: str | None = None, **extra: Any) -> Any:
     choice: dict[str, Any] = {"index": 0, "delta": delta or {}, "finish_reason": finish}
-    return ChatChunk({"choices": [choice], **extra})
+    return wire_chunk({"choices": [choice], **extra})
 
 
 def call(index: int, arguments: str, name: str | None = None, id_: str | None = None) -> Any:
@@ -641,7 +682,7 @@ def test_anthropic_stop_reason_of_a_chat_stream(finish, matched, stop_reason, st
     encoder = message_encoder(wire=False)
     choice = {"index": 0, "delta": {"content": "Hi"}, "finish_reason": finish}
     choice["stop_reason"] = matched
-    encoder.event(ChatChunk({"choices": [choice]}))
+    encoder.event(wire_chunk({"choices": [choice]}))
     encoder.end()
     assert encoder.final is not None
     assert (encoder.final["stop_reason"], encoder.final["stop_sequence"]) == (
@@ -653,7 +694,7 @@ def test_anthropic_stop_reason_of_a_chat_stream(finish, matched, stop_reason, st
 def test_anthropic_chat_stream_reads_only_the_first_choice_and_counts_without_usage():
     encoder = message_encoder(wire=False)
     encoder.event(
-        ChatChunk(
+        wire_chunk(
             {
                 "choices": [
                     "junk",
@@ -764,7 +805,7 @@ def test_responses_tgi_stream_counts_tokens_and_holds_back_a_stop():
     assert [event["sequence_number"] for event in events(body)] == [0, 1, 2, 3, 4]
     # The held "E" never became "END": it is released at the end. No count from the endpoint:
     # the tokens seen are the count.
-    last = TokenEvent(1, EOS, None, "Hi E", {"finish_reason": "eos_token"})
+    last = TokenEvent(1, EOS, None, "Hi E", D({"finish_reason": "eos_token"}))
     body = encoder.event(last)
     assert kinds(body) == [
         "output_text.delta",
@@ -787,7 +828,7 @@ def test_responses_tgi_stream_counts_tokens_and_holds_back_a_stop():
 
 def test_responses_length_cut_is_incomplete_unless_a_stop_ended_it():
     cut = responses_encoder(wire=False)
-    cut.event(TokenEvent(0, tok("Hi"), None, "Hi", {"finish_reason": "length"}))
+    cut.event(TokenEvent(0, tok("Hi"), None, "Hi", D({"finish_reason": "length"})))
     assert cut.final is not None
     assert (cut.final["status"], cut.final["incomplete_details"]) == (
         "incomplete",
@@ -795,7 +836,7 @@ def test_responses_length_cut_is_incomplete_unless_a_stop_ended_it():
     )
     assert cut.final["output"][0]["status"] == "incomplete"
     stopped = responses_encoder(wire=False, stops=["!"])
-    stopped.event(TokenEvent(0, tok("Hi!"), None, "Hi!", {"finish_reason": "length"}))
+    stopped.event(TokenEvent(0, tok("Hi!"), None, "Hi!", D({"finish_reason": "length"})))
     assert stopped.final is not None
     assert stopped.final["status"] == "completed"
     assert stopped.final["output"][0]["content"][0]["text"] == "Hi"
@@ -803,7 +844,7 @@ def test_responses_length_cut_is_incomplete_unless_a_stop_ended_it():
 
 def test_responses_an_empty_answer_is_one_empty_message():
     encoder = responses_encoder()
-    body = encoder.event(TokenEvent(0, EOS, None, "", {"finish_reason": "eos_token"}))
+    body = encoder.event(TokenEvent(0, EOS, None, "", D({"finish_reason": "eos_token"})))
     assert kinds(body) == [
         "created",
         "in_progress",
@@ -842,9 +883,9 @@ def test_responses_chat_stream_calls_with_and_without_ids():
             "finish_reason": "tool_calls",
         },
     ]
-    encoder.event(ChatChunk({"choices": fragments}))
+    encoder.event(wire_chunk({"choices": fragments}))
     encoder.event(
-        ChatChunk(
+        wire_chunk(
             {
                 "choices": [
                     {
@@ -862,7 +903,7 @@ def test_responses_chat_stream_calls_with_and_without_ids():
             }
         )
     )
-    encoder.event(ChatChunk({"choices": [], "usage": {"prompt_tokens": 11}}))
+    encoder.event(wire_chunk({"choices": [], "usage": {"prompt_tokens": 11}}))
     encoder.end()
     assert encoder.final is not None
     assert [
@@ -880,7 +921,7 @@ def test_responses_chat_stream_calls_with_and_without_ids():
 def test_responses_chat_stream_streams_every_fragment_of_a_chunk():
     encoder = responses_encoder()
     body = encoder.event(
-        ChatChunk(
+        wire_chunk(
             {
                 "choices": [
                     {
@@ -917,8 +958,10 @@ def test_responses_chat_stream_streams_every_fragment_of_a_chunk():
 
 def test_responses_chat_stream_finish_reason_and_usage_arrive_separately():
     encoder = responses_encoder(wire=False, prompt_tokens=lambda finish: (3, True))
-    encoder.event(ChatChunk({"choices": [{"delta": {"content": "Hi"}, "finish_reason": "length"}]}))
-    encoder.event(ChatChunk({"choices": [{"delta": {}}]}))  # a later chunk names no reason
+    encoder.event(
+        wire_chunk({"choices": [{"delta": {"content": "Hi"}, "finish_reason": "length"}]})
+    )
+    encoder.event(wire_chunk({"choices": [{"delta": {}}]}))  # a later chunk names no reason
     encoder.end()
     assert encoder.final is not None
     assert encoder.final["status"] == "incomplete"
@@ -930,8 +973,10 @@ def test_responses_chat_stream_finish_reason_and_usage_arrive_separately():
 
 def test_responses_chat_usage_counts_are_the_upstreams():
     encoder = responses_encoder(wire=False)
-    encoder.event(ChatChunk({"choices": [{"delta": {"content": "Hi"}}]}))
-    encoder.event(ChatChunk({"choices": [], "usage": {"prompt_tokens": 9, "completion_tokens": 4}}))
+    encoder.event(wire_chunk({"choices": [{"delta": {"content": "Hi"}}]}))
+    encoder.event(
+        wire_chunk({"choices": [], "usage": {"prompt_tokens": 9, "completion_tokens": 4}})
+    )
     encoder.end()
     assert encoder.token_usage == TokenUsage(9, 4, prompt_estimated=False)
 
@@ -956,16 +1001,16 @@ def test_tgi_stream_usage_is_known_at_the_last_event():
     encoder.event(TokenEvent(0, tok("Hi")))
     assert encoder.token_usage is None
     encoder.event(
-        TokenEvent(1, EOS, None, "Hi", {"finish_reason": "length", "generated_tokens": 2})
+        TokenEvent(1, EOS, None, "Hi", D({"finish_reason": "length", "generated_tokens": 2}))
     )
     # No count from the endpoint: the model's tokenizer counted the prompt.
     assert encoder.token_usage == TokenUsage(12, 2)
     counted_upstream = tgi.TGIStreamEncoder(details=False, counted=12)
     last = {"finish_reason": "length", "generated_tokens": 2, "input_length": 9}
-    counted_upstream.event(TokenEvent(0, EOS, None, "", last))
+    counted_upstream.event(TokenEvent(0, EOS, None, "", D(last)))
     assert counted_upstream.token_usage == TokenUsage(9, 2)
     estimated = tgi.TGIStreamEncoder(details=False, estimate=lambda: 99)
-    estimated.event(TokenEvent(0, EOS, None, "", {"generated_tokens": 1}))
+    estimated.event(TokenEvent(0, EOS, None, "", D({"generated_tokens": 1})))
     assert estimated.token_usage == TokenUsage(99, 1, prompt_estimated=True)
 
 
@@ -1022,18 +1067,18 @@ def test_openai_the_logprobs_of_a_withheld_stop_are_dropped():
     encoder = chat_encoder(stops=["##"], logprobs=True)
     encoder.event(TokenEvent(0, tok("ab")))
     encoder.event(TokenEvent(1, tok("c#")))
-    last = TokenEvent(2, tok("#x"), None, "abc##x", {"finish_reason": "length"})
+    last = TokenEvent(2, tok("#x"), None, "abc##x", D({"finish_reason": "length"}))
     assert lp_of(chunks_of(encoder.event(last))[-1]) is None
     wholly_held = chat_encoder(stops=["##"], logprobs=True)
     wholly_held.event(TokenEvent(0, tok("#")))
-    last = TokenEvent(1, tok("#"), None, "##", {"finish_reason": "length"})
+    last = TokenEvent(1, tok("#"), None, "##", D({"finish_reason": "length"}))
     assert lp_of(chunks_of(wholly_held.event(last))[-1]) is None
 
 
 def test_openai_an_echoed_prompt_is_not_generated_text():
     encoder = chat_encoder(chat=False, echo="Q#", stops=["##"], logprobs=True)
     encoder.event(TokenEvent(0, tok("a#")))
-    last = TokenEvent(1, tok("#"), None, "a##", {"finish_reason": "length"})
+    last = TokenEvent(1, tok("#"), None, "a##", D({"finish_reason": "length"}))
     final = orjson.loads(chunks_of(encoder.event(last))[-1].removeprefix(b"data: "))
     assert final["choices"][0] == {
         "index": 0,
@@ -1062,7 +1107,7 @@ def test_openai_usage_counts_are_the_endpoints_when_it_gives_them():
     encoder = chat_encoder(prompt_tokens=prompt_tokens)
     assert encoder.token_usage is None and encoder.usage is None and encoder.finish is None
     last = {"finish_reason": "eos_token", "generated_tokens": 5, "input_length": 9}
-    encoder.event(TokenEvent(0, EOS, None, "", last))
+    encoder.event(TokenEvent(0, EOS, None, "", D(last)))
     assert encoder.token_usage == TokenUsage(9, 5)
     assert encoder.usage == {"prompt_tokens": 9, "completion_tokens": 5, "total_tokens": 14}
     assert [f.input_length for f in seen] == [9]
@@ -1071,10 +1116,10 @@ def test_openai_usage_counts_are_the_endpoints_when_it_gives_them():
 def test_anthropic_chat_stream_stop_across_chunks_and_counts_without_usage():
     encoder = message_encoder()
     # Choices without an index are the first choice; two in one chunk are both read.
-    out = encoder.event(ChatChunk({"choices": [{"delta": {"content": "Hi"}}, {"delta": {}}]}))
+    out = encoder.event(wire_chunk({"choices": [{"delta": {"content": "Hi"}}, {"delta": {}}]}))
     assert out == message_start() + text_start() + text_delta("Hi")
     out = encoder.event(
-        ChatChunk({"choices": [{"delta": {"content": " E"}}, {"delta": {"content": "ND"}}]})
+        wire_chunk({"choices": [{"delta": {"content": " E"}}, {"delta": {"content": "ND"}}]})
     )
     assert out == text_delta(" ")
     encoder.event(chunk(finish="stop"))
@@ -1130,7 +1175,7 @@ def test_anthropic_text_after_a_tool_call_is_a_new_block_and_text_accumulates():
 def test_anthropic_a_last_token_with_text_is_sent_before_the_end():
     encoder = message_encoder(stops=[], client_stops=[])
     encoder.opening()
-    last = TokenEvent(0, tok("Hi"), None, "Hi", {"finish_reason": "eos_token"})
+    last = TokenEvent(0, tok("Hi"), None, "Hi", D({"finish_reason": "eos_token"}))
     assert encoder.event(last) == (
         text_start() + text_delta("Hi") + block_stop() + message_end("end_turn", None, 5, 1)
     )
@@ -1147,12 +1192,14 @@ def test_responses_a_call_without_a_usable_id_or_name():
     encoder = responses_encoder()
     encoder.opening()
     body = encoder.event(
-        ChatChunk(
+        wire_chunk(
             {"choices": [{"delta": {"tool_calls": [{"index": 0, "id": "", "function": {}}]}}]}
         )
     )
     body += encoder.event(
-        ChatChunk({"choices": [{"delta": {"tool_calls": [{"index": 1, "id": 7, "function": {}}]}}]})
+        wire_chunk(
+            {"choices": [{"delta": {"tool_calls": [{"index": 1, "id": 7, "function": {}}]}}]}
+        )
     )
     added = [ev["item"] for ev in events(body) if ev["type"] == "response.output_item.added"]
     assert [(item["call_id"], item["name"]) for item in added] == [
@@ -1164,12 +1211,12 @@ def test_responses_a_call_without_a_usable_id_or_name():
 def test_responses_counts_are_the_endpoints_else_the_deltas_seen():
     counted = responses_encoder(wire=False)
     counted.event(
-        TokenEvent(0, EOS, None, "", {"finish_reason": "eos_token", "generated_tokens": 5})
+        TokenEvent(0, EOS, None, "", D({"finish_reason": "eos_token", "generated_tokens": 5}))
     )
     assert counted.token_usage == TokenUsage(7, 5, prompt_estimated=True)
     deltas = responses_encoder(wire=False)
-    deltas.event(ChatChunk({"choices": [{"delta": {"content": "a"}}]}))
-    deltas.event(ChatChunk({"choices": [{"delta": {"content": "b"}}]}))
+    deltas.event(wire_chunk({"choices": [{"delta": {"content": "a"}}]}))
+    deltas.event(wire_chunk({"choices": [{"delta": {"content": "b"}}]}))
     deltas.end()
     assert deltas.token_usage == TokenUsage(7, 2, prompt_estimated=True)
 
@@ -1177,7 +1224,7 @@ def test_responses_counts_are_the_endpoints_else_the_deltas_seen():
 def test_responses_object_repeats_the_request_and_says_the_defaults():
     encoder = responses_encoder(wire=False)
     encoder.event(
-        TokenEvent(0, EOS, None, "", {"finish_reason": "eos_token", "generated_tokens": 1})
+        TokenEvent(0, EOS, None, "", D({"finish_reason": "eos_token", "generated_tokens": 1}))
     )
     assert encoder.final is not None
     final = {k: v for k, v in encoder.final.items() if k not in ("created_at", "completed_at")}
@@ -1224,6 +1271,6 @@ def test_responses_object_repeats_the_request_and_says_the_defaults():
         "metadata": {"k": "v"},
     }
     echoed = responses_encoder(wire=False, echo=echo)
-    echoed.event(TokenEvent(0, EOS, None, "", {"finish_reason": "eos_token"}))
+    echoed.event(TokenEvent(0, EOS, None, "", D({"finish_reason": "eos_token"})))
     assert echoed.final is not None
     assert {key: echoed.final[key] for key in echo} == echo

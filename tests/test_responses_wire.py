@@ -28,6 +28,7 @@ from openai.lib.streaming.responses import ResponseStreamState
 from openai.types.responses import Response, ResponseStreamEvent
 from pydantic import TypeAdapter
 
+from llm_gateway.backends.chunks import chat_chunk
 from llm_gateway.config import Settings
 from llm_gateway.core.errors import ErrorKind, GatewayError
 from llm_gateway.core.events import ChatChunk
@@ -159,11 +160,18 @@ def test_function_call_stream_is_byte_exact(vllm: str, emulator: Emulator) -> No
     assert call.type == "function_call" and call.call_id.startswith("chatcmpl-tool-")
 
 
+def read_chunk(data: dict[str, Any]) -> ChatChunk:
+    """A chunk as the upstream sends it, read the way the chat back-ends read it."""
+    chunk = chat_chunk(data)
+    assert chunk is not None
+    return chunk
+
+
 def chat_chunks() -> list[ChatChunk]:
     """An upstream chat stream that writes text, then two calls (as vLLM streams them)."""
 
     def chunk(delta: dict[str, Any], finish: str | None = None) -> ChatChunk:
-        return ChatChunk({"choices": [{"index": 0, "delta": delta, "finish_reason": finish}]})
+        return read_chunk({"choices": [{"index": 0, "delta": delta, "finish_reason": finish}]})
 
     def call(index: int, arguments: str, **head: Any) -> dict[str, Any]:
         fragment: dict[str, Any] = {"index": index, **head, "function": {"arguments": arguments}}
@@ -178,7 +186,7 @@ def chat_chunks() -> list[ChatChunk]:
         chunk(call(0, '"Paris"}')),
         chunk(call(1, "", id="call_b", type="function", name="noop")),
         chunk(call(1, "{}"), finish="tool_calls"),
-        ChatChunk({"choices": [], "usage": {"prompt_tokens": 20, "completion_tokens": 9}}),
+        read_chunk({"choices": [], "usage": {"prompt_tokens": 20, "completion_tokens": 9}}),
     ]
 
 

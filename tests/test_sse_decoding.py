@@ -93,12 +93,13 @@ def test_both_formats_decode_to_the_same_events():
     assert [e.index for e in legacy] == [1, 2]  # 0.8.2 has no index: counted from 1
     assert [e.token for e in tgi3] == [e.token for e in legacy]
     assert tgi3[-1].generated_text == legacy[-1].generated_text == " The"
-    assert tgi3[-1].details["input_length"] == 7 and "input_length" not in legacy[-1].details
+    assert tgi3[-1].details is not None and tgi3[-1].details.input_length == 7
+    assert legacy[-1].details is not None and legacy[-1].details.input_length is None
 
 
 def test_unicode_survives_byte_by_byte_delivery():
     events = decode_all([bytes([b]) for b in UNICODE])
-    assert events[0].token["text"] == " caf\u00e9 \u2192 \U0001f680"
+    assert events[0].token.text == " caf\u00e9 \u2192 \U0001f680"
     assert events[-1].generated_text.endswith("\u00fc")
 
 

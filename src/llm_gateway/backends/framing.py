@@ -19,8 +19,9 @@ from typing import Any
 
 import orjson
 
+from llm_gateway.backends.chunks import chat_chunk
 from llm_gateway.core.errors import GatewayError, incomplete_stream, request_error, upstream_error
-from llm_gateway.core.events import ChatChunk, StreamItem
+from llm_gateway.core.events import StreamItem
 
 BOM = b"\xef\xbb\xbf"
 
@@ -156,7 +157,7 @@ class LineDecoder:
 
 
 class ChatChunkDecoder(LineDecoder):
-    """``chat.completion.chunk`` events as the upstream sent them (TGI's Messages API and the
+    """``chat.completion.chunk`` events, typed (TGI's Messages API and the
     OpenAI servers share the shape; ``read_error`` reads each one's error events). The stream
     ends at ``data: [DONE]``, or at the end of the body after a finish reason (TGI < 2.2 and
     LMI's JSON Lines send no ``[DONE]``)."""
@@ -171,12 +172,12 @@ class ChatChunkDecoder(LineDecoder):
     def _payload(self, obj: dict[str, Any]) -> StreamItem:
         if obj.get("error") is not None:
             return self._fail(self._read_error(obj))
-        choices = obj.get("choices")
-        if not isinstance(choices, list):
+        chunk = chat_chunk(obj)
+        if chunk is None:
             return self._fail(malformed("no choices"))
-        if any(isinstance(c, dict) and c.get("finish_reason") for c in choices):
+        if any(c.finish_reason for c in chunk.choices):
             self._saw_finish = True
-        return ChatChunk(obj)
+        return chunk
 
     def _done(self) -> None:
         self.finished = True

@@ -22,6 +22,7 @@ from typing import Any, TypeVar
 
 from llm_gateway.core.admission import CURRENT_CALLER, Admission, Caller, InFlight, Usage
 from llm_gateway.core.errors import ErrorKind, GatewayError, deadline_error, stream_closed
+from llm_gateway.core.events import Details
 from llm_gateway.core.failover import Attempts, Failover
 from llm_gateway.core.parameters import GenerateParameters
 from llm_gateway.core.ports import Backend, Channel, ModelTarget
@@ -84,21 +85,10 @@ class GenerationResult:
     """A buffered answer: the text and the upstream's ``details`` (if any)."""
 
     generated_text: str
-    details: dict[str, Any] | None
+    details: Details | None
     upstream_seconds: float
     served_by: str | None = None  # the model that answered
     warming_waited: float | None = None  # seconds waited for it to scale up from zero
-
-
-def best_of_tokens(details: Mapping[str, Any] | None) -> int:
-    """Tokens of the other ``best_of`` sequences (TGI's ``details.best_of_sequences``): the
-    model generated them too."""
-    sequences = (details or {}).get("best_of_sequences") or ()
-    return sum(
-        s["generated_tokens"]
-        for s in sequences
-        if isinstance(s, dict) and isinstance(s.get("generated_tokens"), int)
-    )
 
 
 def stream_usage(tally: Tally, fallback_input: int) -> Usage:
@@ -109,13 +99,18 @@ def stream_usage(tally: Tally, fallback_input: int) -> Usage:
         # It ended before the model did (client gone, deadline): what the model went on to
         # generate is unknown, so the reservation stays charged.
         return Usage(None, None, generated_anything=True)
-    details, usage = tally.details or {}, tally.usage or {}
-    generated = details.get("generated_tokens", usage.get("completion_tokens"))
-    prompt = details.get("input_length", usage.get("prompt_tokens"))
+    details, usage = tally.details, tally.usage
+    generated = prompt = None
+    if details is not None:
+        generated, prompt = details.generated_tokens, details.input_length
+    if usage is not None:
+        if generated is None and usage.completion_counted:
+            generated = usage.completion_tokens
+        prompt = usage.prompt_tokens if prompt is None else prompt
     return Usage(
-        input_tokens=prompt if isinstance(prompt, int) else fallback_input,
-        generated_tokens=(generated if isinstance(generated, int) else tally.tokens)
-        + best_of_tokens(details),
+        input_tokens=prompt if prompt is not None else fallback_input,
+        generated_tokens=(generated if generated is not None else tally.tokens)
+        + (details.best_of_tokens if details is not None else 0),
         generated_anything=True,
     )
 
@@ -386,13 +381,12 @@ class GenerationService:
                 parsed = upstreams[outcome.served_by].backend.parse_generated(
                     outcome.value, request.parameters
                 )
-                details = parsed.details or {}
-                generated = details.get("generated_tokens")
-                prompt = details.get("input_length")
-                if isinstance(generated, int):
+                details = parsed.details
+                if details is not None and details.generated_tokens is not None:
+                    prompt = details.input_length
                     usage = Usage(
-                        prompt if isinstance(prompt, int) else request.prompt_tokens,
-                        generated + best_of_tokens(details),
+                        prompt if prompt is not None else request.prompt_tokens,
+                        details.generated_tokens + details.best_of_tokens,
                         generated_anything=True,
                     )
                 return outcome, parsed, time.perf_counter() - started

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from llm_gateway.core.errors import GatewayError
-from llm_gateway.core.events import EventDecoder
+from llm_gateway.core.events import Details, EventDecoder
 from llm_gateway.core.parameters import GenerateParameters, Limits
 
 
@@ -87,7 +87,7 @@ class Generated:
     """A buffered generation as a backend decoded it (``details`` in the core's terms)."""
 
     text: str
-    details: dict[str, Any] | None
+    details: Details | None
 
 
 class Backend(Protocol):

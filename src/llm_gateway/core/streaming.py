@@ -18,10 +18,17 @@ from collections import deque
 from collections.abc import Callable
 from concurrent.futures import Executor
 from dataclasses import dataclass
-from typing import Any
 
 from llm_gateway.core.errors import ErrorKind, GatewayError, upstream_error
-from llm_gateway.core.events import ChatChunk, EventDecoder, StreamEvent, StreamItem, TokenEvent
+from llm_gateway.core.events import (
+    ChatChunk,
+    Details,
+    EventDecoder,
+    StreamEvent,
+    StreamItem,
+    TokenEvent,
+    TokenUsage,
+)
 from llm_gateway.core.ports import UpstreamBody
 
 log = logging.getLogger(__name__)
@@ -53,8 +60,8 @@ class Tally:
     it): for settling budgets after the stream."""
 
     tokens: int = 0  # token events (generate) or content deltas (chat)
-    details: dict[str, Any] | None = None  # the last token event's details
-    usage: dict[str, Any] | None = None  # a chat stream's usage chunk
+    details: Details | None = None  # the last token event's details
+    usage: TokenUsage | None = None  # a chat stream's usage, as the upstream counted it
     opened: bool = False  # an upstream call was started
     finished: bool = False  # the upstream's answer ended (its last event, or end of body)
     failed: bool = False  # the upstream failed (no answer, or an error mid-stream)
@@ -66,8 +73,8 @@ class Tally:
                 if item.details is not None:
                     self.details = item.details
             elif isinstance(item, ChatChunk):
-                if item.data.get("usage"):
-                    self.usage = item.data["usage"]
+                if item.usage is not None:
+                    self.usage = item.usage
                 self.tokens += bool(item.text)
 
 

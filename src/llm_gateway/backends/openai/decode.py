@@ -1,5 +1,6 @@
 """An OpenAI server's answers in the core's terms: TGI token events and details rebuilt from
-completion (or chat) chunks, ``logprobs`` and ``usage``; chat chunks relayed as they are.
+completion (or chat) chunks, ``logprobs`` and ``usage``; chat chunks are read by
+:mod:`llm_gateway.backends.chunks`.
 
 Streams come as SSE (vLLM, SGLang: ``data: {…}`` … ``data: [DONE]``, optional ``: keep-alive``)
 or JSON Lines (LMI: bare objects, ``[DONE]`` turned into an empty line); both are read, split
@@ -13,11 +14,11 @@ stop *string* (vLLM ``stop_reason``, SGLang ``matched_stop``) is ``stop_sequence
 >>> d = TokenDecoder(chat=False)
 >>> events = d.feed(b'data: {"choices":[{"index":0,"text":" Hi","finish_reason":null}]}\\n\\n'
 ...                 b'data: {"choices":[{"index":0,"text":"","finish_reason":"stop","stop_reason":null}]}\\n\\n')
->>> [e.token["text"] for e in events]
+>>> [e.token.text for e in events]
 [' Hi']
 >>> last = d.feed(b'data: {"choices":[],"usage":{"prompt_tokens":3,"completion_tokens":2}}\\n\\n')[0]
->>> last.generated_text, last.token["special"], last.details
-(' Hi', True, {'finish_reason': 'eos_token', 'generated_tokens': 2, 'seed': None, 'input_length': 3})
+>>> last.generated_text, last.token.special, last.details
+(' Hi', True, Details(finish_reason='eos_token', generated_tokens=2, seed=None, input_length=3, prefill=(), tokens=(), top_tokens=(), best_of_sequences=None))
 """
 
 from __future__ import annotations
@@ -29,13 +30,16 @@ import orjson
 from llm_gateway.backends.framing import LineDecoder, malformed
 from llm_gateway.backends.openai.errors import error_event
 from llm_gateway.core.errors import incomplete_stream, upstream_error
-from llm_gateway.core.events import StreamItem, TokenEvent
+from llm_gateway.core.events import Details, StreamItem, Token, TokenEvent
 from llm_gateway.core.parameters import GenerateParameters
 from llm_gateway.core.ports import Generated
 
 # (token text, logprob, top alternatives as (text, logprob) best first, or None)
 Entry = tuple[str, float | None, list[tuple[str, float | None]] | None]
-Token = tuple[dict[str, Any], list[dict[str, Any]] | None]
+# A token and its top_tokens row (None: none were asked for)
+Built = tuple[Token, tuple[Token, ...] | None]
+UNKNOWN = Token(0, "", None, False)  # a top_tokens entry the container did not report
+EMPTY_EOS = Token(0, "", None, True)
 
 
 def tgi_finish(reason: Any, matched: Any) -> str:
@@ -92,28 +96,27 @@ class TokenBuilder:
         self.top_n = top_n
 
     def row(
-        self, token: dict[str, Any], alternatives: list[tuple[str, float | None]] | None
-    ) -> list[dict[str, Any]] | None:
+        self, token: Token, alternatives: list[tuple[str, float | None]] | None
+    ) -> tuple[Token, ...] | None:
         """TGI's ``top_tokens`` row for ``token``: always ``top_n`` wide, as TGI's. The
         container's alternatives come first (best first); the token itself is added when
         they leave it out, and what the container did not report (an EOS it showed no
         log-probs for) is filled with unknown entries (``text: ""``, ``logprob: null``)."""
         if not self.top_n:
             return None
+        # the chosen token, named by the container: its id, its specialness
         row = [
-            {"id": 0, "text": text, "logprob": logprob, "special": False}
+            Token(token.id, text, logprob, token.special)
+            if text == token.text
+            else Token(0, text, logprob, False)
             for text, logprob in (alternatives or [])[: self.top_n]
         ]
-        for entry in row:  # the chosen token, named by the container: its id, its specialness
-            if entry["text"] == token["text"]:
-                entry["id"], entry["special"] = token["id"], token["special"]
-        if len(row) < self.top_n and all(r["text"] != token["text"] for r in row):
-            row.append(dict(token))
-        while len(row) < self.top_n:
-            row.append({"id": 0, "text": "", "logprob": None, "special": False})
-        return row
+        if len(row) < self.top_n and all(r.text != token.text for r in row):
+            row.append(token)
+        row += [UNKNOWN] * (self.top_n - len(row))
+        return tuple(row)
 
-    def tokens(self, text: str, entries: list[Entry], ids: Any, eos: bool) -> list[Token]:
+    def tokens(self, text: str, entries: list[Entry], ids: Any, eos: bool) -> list[Built]:
         """``eos``: the answer ends here on an end-of-sequence token, which TGI shows as a last
         special token (taken from the log-probs when they name it, else an empty one)."""
         ids = ids if isinstance(ids, list) else []
@@ -124,32 +127,26 @@ class TokenBuilder:
             if not text or (head == text and whole != text) or (whole != text and len(entries) > 1):
                 eos_entry = entries[-1]
                 entries = entries[:-1]
-        out: list[Token] = []
+        out: list[Built] = []
         if entries:
             texts = [e[0] for e in entries]
             if "".join(texts) != text:  # the visible text decides; log-probs name pieces
                 texts = [text] + [""] * (len(entries) - 1)
             for i, (entry, shown) in enumerate(zip(entries, texts, strict=True)):
                 token_id = ids[i] if len(ids) > i and isinstance(ids[i], int) else 0
-                token = {"id": token_id, "text": shown, "logprob": entry[1], "special": False}
+                token = Token(token_id, shown, entry[1], False)
                 out.append((token, self.row(token, entry[2])))
         elif text:
             token_id = ids[0] if ids and isinstance(ids[0], int) else 0
-            token = {"id": token_id, "text": text, "logprob": None, "special": False}
+            token = Token(token_id, text, None, False)
             out.append((token, self.row(token, None)))
         if eos:
             if eos_entry is not None:
                 token_id = ids[-1] if len(ids) > len(out) and isinstance(ids[-1], int) else 0
-                special = {
-                    "id": token_id,
-                    "text": eos_entry[0],
-                    "logprob": eos_entry[1],
-                    "special": True,
-                }
+                special = Token(token_id, eos_entry[0], eos_entry[1], True)
                 out.append((special, self.row(special, eos_entry[2])))
             else:
-                special = {"id": 0, "text": "", "logprob": None, "special": True}
-                out.append((special, self.row(special, None)))
+                out.append((EMPTY_EOS, self.row(EMPTY_EOS, None)))
         return out
 
 
@@ -241,19 +238,17 @@ class TokenDecoder(LineDecoder):
             return None
         self.finished = True
         if self._pending is None:  # the answer had no token: an empty EOS
-            eos = {"id": 0, "text": "", "logprob": None, "special": True}
-            self._pending = TokenEvent(index=1, token=eos, top_tokens=self._builder.row(eos, None))
+            self._pending = TokenEvent(1, EMPTY_EOS, self._builder.row(EMPTY_EOS, None))
         event = self._pending
         self._pending = None
         usage = self._usage or {}
-        generated = usage.get("completion_tokens")
-        details: dict[str, Any] = {
-            "finish_reason": self._finish,
-            "generated_tokens": generated if isinstance(generated, int) else self._count,
-            "seed": self._seed,
-        }
-        if isinstance(usage.get("prompt_tokens"), int):
-            details["input_length"] = usage["prompt_tokens"]
+        generated, prompt = usage.get("completion_tokens"), usage.get("prompt_tokens")
+        details = Details(
+            self._finish,
+            generated if isinstance(generated, int) else self._count,
+            self._seed,
+            prompt if isinstance(prompt, int) else None,
+        )
         event.generated_text = "".join(self._texts)
         event.details = details
         return event
@@ -314,22 +309,20 @@ def parse_answer(
     if isinstance(generated, int) and len(entries) > generated:
         entries = entries[-generated:]  # `echo` puts the prompt's log-probs first
     top_n = (parameters.top_n_tokens or 0) if parameters else 0
-    tokens: list[Token] = []
+    tokens: list[Built] = []
     if entries:
         shown = text
         if parameters is not None and parameters.return_full_text:  # `echo`: prompt + answer
             shown = "".join(e[0] for e in entries)
         builder = TokenBuilder(top_n)
         tokens = builder.tokens(shown, entries, choice.get("token_ids"), finish == "eos_token")
-    details: dict[str, Any] = {
-        "finish_reason": finish,
-        "generated_tokens": generated if isinstance(generated, int) else len(tokens),
-        "seed": _seed(parameters),
-        "prefill": [],
-        "tokens": [t for t, _ in tokens],
-    }
-    if top_n and tokens:
-        details["top_tokens"] = [top or [] for _, top in tokens]
-    if isinstance(usage.get("prompt_tokens"), int):
-        details["input_length"] = usage["prompt_tokens"]
+    prompt = usage.get("prompt_tokens")
+    details = Details(
+        finish,
+        generated if isinstance(generated, int) else len(tokens),
+        _seed(parameters),
+        prompt if isinstance(prompt, int) else None,
+        tokens=tuple(t for t, _ in tokens),
+        top_tokens=tuple(top or () for _, top in tokens) if top_n and tokens else (),
+    )
     return Generated(text, details)

@@ -18,6 +18,7 @@ import orjson
 from llm_gateway.backends.framing import dumps_request
 from llm_gateway.backends.tgi.errors import container_error
 from llm_gateway.backends.tgi.stream import TGIStreamDecoder
+from llm_gateway.backends.tgi.tokens import details as read_details
 from llm_gateway.core.errors import GatewayError, upstream_error
 from llm_gateway.core.events import EventDecoder
 from llm_gateway.core.parameters import GenerateParameters
@@ -34,8 +35,7 @@ def parse_generate_response(raw: bytes) -> Generated:
         data = data[0]
     if not isinstance(data, dict) or not isinstance(data.get("generated_text"), str):
         raise upstream_error("The model endpoint returned an unexpected body (no generated_text)")
-    details = data.get("details")
-    return Generated(data["generated_text"], details if isinstance(details, dict) else None)
+    return Generated(data["generated_text"], read_details(data.get("details")))
 
 
 class TGIGenerate:

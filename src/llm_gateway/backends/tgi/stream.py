@@ -7,7 +7,7 @@ only: no I/O happens here.
 >>> decoder = TGIStreamDecoder()
 >>> decoder.feed(b'data:{"token":{"id":1,"text":" Hi","logprob":-0.5,"special":false},')
 []
->>> [e.token["text"] for e in decoder.feed(b'"generated_text":null,"details":null}\\n\\n')]
+>>> [e.token.text for e in decoder.feed(b'"generated_text":null,"details":null}\\n\\n')]
 [' Hi']
 """
 
@@ -17,18 +17,10 @@ from typing import Any
 
 from llm_gateway.backends.framing import LineDecoder, malformed
 from llm_gateway.backends.tgi.errors import error_event
+from llm_gateway.backends.tgi.tokens import details as read_details
+from llm_gateway.backends.tgi.tokens import token as read_token
+from llm_gateway.backends.tgi.tokens import tokens as read_tokens
 from llm_gateway.core.events import StreamItem, TokenEvent
-
-
-def normalise_token(token: dict[str, Any]) -> dict[str, Any]:
-    """A token in TGI's field order; tolerates ``log_prob`` (LMI) and missing ``special``."""
-    logprob = token.get("logprob", token.get("log_prob"))
-    return {
-        "id": token.get("id"),
-        "text": token.get("text") or "",
-        "logprob": logprob,
-        "special": bool(token.get("special", False)),
-    }
 
 
 class TGIStreamDecoder(LineDecoder):
@@ -45,27 +37,26 @@ class TGIStreamDecoder(LineDecoder):
     def _payload(self, obj: dict[str, Any]) -> StreamItem:
         if obj.get("error") is not None:
             return self._fail(error_event(obj))
-        token = obj.get("token")
-        if not isinstance(token, dict):
+        sent = obj.get("token")
+        if not isinstance(sent, dict):
             return self._fail(malformed("no token"))
         index = obj.get("index")
         self._index = index if isinstance(index, int) else self._index + 1
         top = obj.get("top_tokens")
-        token = normalise_token(token)
+        token = read_token(sent)
         generated_text = obj.get("generated_text")
+        if not isinstance(generated_text, str):
+            generated_text = None
         details = obj.get("details")
-        if not token["special"]:
-            self._texts.append(token["text"])
-        if generated_text is None and isinstance(details, dict) and details.get("finish_reason"):
+        details = None if details is None else read_details(details)
+        if not token.special:
+            self._texts.append(token.text)
+        if generated_text is None and details is not None and details.finish_reason:
             # TGI always names the full text on its last event; a server that only sends the
             # finish details still ends the stream, with the text its tokens spelled.
             generated_text = "".join(self._texts)
         event = TokenEvent(
-            index=self._index,
-            token=token,
-            top_tokens=[normalise_token(t) for t in top] if top else None,
-            generated_text=generated_text,
-            details=details,
+            self._index, token, read_tokens(top) if top else None, generated_text, details
         )
         if generated_text is not None:
             self.finished = True

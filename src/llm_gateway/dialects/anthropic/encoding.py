@@ -24,7 +24,7 @@ from typing import Any
 import orjson
 
 from llm_gateway.core.errors import GatewayError
-from llm_gateway.core.events import ChatChunk, StreamEvent, TokenEvent, TokenUsage
+from llm_gateway.core.events import ChatChunk, StreamEvent, TokenEvent, TokenUsage, ToolCallDelta
 from llm_gateway.core.stops import StopFilter
 from llm_gateway.dialects.anthropic.errors import error_object
 from llm_gateway.http.dialect import EncoderBase
@@ -91,7 +91,7 @@ class MessageEncoder(EncoderBase):
         self.token_usage: TokenUsage | None = None  # for the request's record
         self._reason: str | None = None  # a chat stream's finish reason
         self._matched: str | None = None  # a chat stream's matched stop string (vLLM)
-        self._chat_usage: dict[str, Any] | None = None
+        self._chat_usage: TokenUsage | None = None
 
     # -- shapes -----------------------------------------------------------------------------
 
@@ -176,20 +176,18 @@ class MessageEncoder(EncoderBase):
             "content_block_delta", index=self.open, delta={"type": "text_delta", "text": text}
         )
 
-    def _tool(self, fragment: dict[str, Any]) -> bytes:
-        key = fragment.get("index", 0)
-        key = key if isinstance(key, int) else 0
-        function = fragment.get("function") or {}
+    def _tool(self, fragment: ToolCallDelta) -> bytes:
+        key = fragment.index
         out = b""
         index = self.calls.get(key)
         if index is None:
-            call_id = fragment.get("id") or f"toolu_{self.id.removeprefix('msg_')}_{key}"
+            call_id = fragment.id or f"toolu_{self.id.removeprefix('msg_')}_{key}"
             out += self._open(
-                {"type": "tool_use", "id": call_id, "name": function.get("name") or "", "input": {}}
+                {"type": "tool_use", "id": call_id, "name": fragment.name or "", "input": {}}
             )
             index = self.calls[key] = len(self.content) - 1  # the block just opened
-        arguments = function.get("arguments")
-        if isinstance(arguments, str) and arguments:
+        arguments = fragment.arguments
+        if arguments:
             self.arguments[index] = self.arguments.get(index, "") + arguments
             if index == self.open:  # a late fragment of a closed block cannot be sent
                 out += self._event(
@@ -221,26 +219,22 @@ class MessageEncoder(EncoderBase):
         return out + self._chunk(event)
 
     def _chunk(self, chunk: ChatChunk) -> bytes:
-        data = chunk.data
-        if isinstance(data.get("usage"), dict):
-            self._chat_usage = data["usage"]
+        if chunk.usage is not None:
+            self._chat_usage = chunk.usage
         out = b""
-        for choice in data.get("choices") or ():
-            if not isinstance(choice, dict) or choice.get("index", 0) != 0:
+        for choice in chunk.choices:
+            if choice.index != 0:
                 continue
-            delta = choice.get("delta") or {}
-            content = delta.get("content")
-            if isinstance(content, str) and content:
+            content = choice.content
+            if content:
                 self.output_tokens += 1
                 self.raw += content
                 out += self._text(self.filter.push(content))
-            for fragment in delta.get("tool_calls") or ():
-                if isinstance(fragment, dict):
-                    out += self._tool(fragment)
-            if choice.get("finish_reason"):
-                self._reason = choice["finish_reason"]
-                matched = choice.get("stop_reason")  # vLLM names the stop string it matched
-                self._matched = matched if isinstance(matched, str) else None
+            for fragment in choice.tool_calls:
+                out += self._tool(fragment)
+            if choice.finish_reason:
+                self._reason = choice.finish_reason
+                self._matched = choice.stop_reason  # vLLM names the stop string it matched
         return out
 
     def _stop_reason(self, reason: str | None) -> tuple[str, str | None]:
@@ -283,9 +277,9 @@ class MessageEncoder(EncoderBase):
         if self.final is not None:
             return b""
         out = self._start()
-        usage = self._chat_usage or {}
-        if isinstance(usage.get("prompt_tokens"), int):
-            self.input_tokens, self.estimated = usage["prompt_tokens"], False
-        if isinstance(usage.get("completion_tokens"), int):
-            self.output_tokens = usage["completion_tokens"]
+        usage = self._chat_usage
+        if usage is not None:
+            self.input_tokens, self.estimated = usage.prompt_tokens, False
+            if usage.completion_counted:
+                self.output_tokens = usage.completion_tokens
         return out + self._finish(self._reason)

@@ -124,10 +124,10 @@ class Generation:
         if sampling.top_logprobs is not None:
             kept, length = [], 0
             for e in events:
-                if e.token["special"] or length >= len(text):
+                if e.token.special or length >= len(text):
                     continue
                 kept.append((e.token, e.top_tokens))
-                length += len(e.token["text"])
+                length += len(e.token.text)
             if self.chat:
                 logprobs = {"content": [chat_logprob(t, top) for t, top in kept]}
             else:

@@ -17,7 +17,7 @@ from typing import Any
 import orjson
 
 from llm_gateway.core.errors import ErrorCode, GatewayError
-from llm_gateway.core.events import Finish, StreamEvent, TokenEvent, TokenUsage
+from llm_gateway.core.events import Finish, StreamEvent, Token, TokenEvent, TokenUsage
 from llm_gateway.core.stops import StopFilter
 from llm_gateway.http.dialect import EncoderBase
 from llm_gateway.http.sse import sse_event
@@ -124,30 +124,30 @@ def usage_json(usage: TokenUsage) -> dict[str, Any]:
     return body
 
 
-def chat_logprob(token: dict[str, Any], top: list[dict[str, Any]] | None) -> dict[str, Any]:
-    text = token["text"]
+def chat_logprob(token: Token, top: tuple[Token, ...] | None) -> dict[str, Any]:
+    text = token.text
     return {
         "token": text,
-        "logprob": token["logprob"],
+        "logprob": token.logprob,
         "bytes": list(text.encode()),
         "top_logprobs": [
-            {"token": t["text"], "logprob": t["logprob"], "bytes": list(t["text"].encode())}
+            {"token": t.text, "logprob": t.logprob, "bytes": list(t.text.encode())}
             for t in top or ()
         ],
     }
 
 
 def text_logprobs(
-    entries: list[tuple[dict[str, Any], list[dict[str, Any]] | None]], offset: int
+    entries: list[tuple[Token, tuple[Token, ...] | None]], offset: int
 ) -> dict[str, Any]:
     """Legacy completions logprobs: parallel lists."""
     tokens, logprobs, tops, offsets = [], [], [], []
     for token, top in entries:
         offsets.append(offset)
-        offset += len(token["text"])
-        tokens.append(token["text"])
-        logprobs.append(token["logprob"])
-        tops.append({t["text"]: t["logprob"] for t in top} if top else None)
+        offset += len(token.text)
+        tokens.append(token.text)
+        logprobs.append(token.logprob)
+        tops.append({t.text: t.logprob for t in top} if top else None)
     return {
         "tokens": tokens,
         "token_logprobs": logprobs,
@@ -196,7 +196,7 @@ class OpenAIStreamEncoder(EncoderBase):
         self.prompt_tokens = prompt_tokens
         # Logprobs wait until their token's text is shown: (token, top tokens, where the
         # token's text starts in the generated text).
-        self._pending_logprobs: list[tuple[dict[str, Any], list[dict[str, Any]] | None, int]] = []
+        self._pending_logprobs: list[tuple[Token, tuple[Token, ...] | None, int]] = []
         self._token_chars = 0  # generated text covered by the tokens seen so far
         self._shown = 0  # generated text sent so far (held-back stop prefixes excluded)
         self._started = False
@@ -242,9 +242,7 @@ class OpenAIStreamEncoder(EncoderBase):
             chunk["usage"] = None
         return sse_event(_dumps(chunk))
 
-    def _shown_logprobs(
-        self, *, final: bool
-    ) -> list[tuple[dict[str, Any], list[dict[str, Any]] | None]]:
+    def _shown_logprobs(self, *, final: bool) -> list[tuple[Token, tuple[Token, ...] | None]]:
         """The pending logprobs whose token's text starts inside what has been shown, as the
         buffered answer lists them; at the end, the rest (text a stop sequence withheld) is
         dropped."""
@@ -267,10 +265,10 @@ class OpenAIStreamEncoder(EncoderBase):
         self._started = True
         self.completion_tokens += 1
         token = event.token
-        if self.logprobs and not self.filter.stopped and not token["special"]:
+        if self.logprobs and not self.filter.stopped and not token.special:
             self._pending_logprobs.append((token, event.top_tokens, self._token_chars))
-            self._token_chars += len(token["text"])
-        text = "" if token["special"] else self.filter.push(token["text"])
+            self._token_chars += len(token.text)
+        text = "" if token.special else self.filter.push(token.text)
         if text:
             out += self._chunk(text)
         if event.is_last:

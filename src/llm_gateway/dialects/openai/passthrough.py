@@ -6,7 +6,9 @@ prompt from the gateway's template: TGI's Messages API (``tgi-messages``) and Op
 What comes back is normalised like every other answer: OpenAI finish reasons (TGI says
 ``stop_sequence``; ``tool_calls`` and ``length`` stay), stop text removed, our ids and model
 name, ``usage`` as the container counted it, errors in OpenAI's shape. Tool-call deltas,
-log-probs and reasoning text are relayed per choice as the container sent them.
+log-probs and reasoning text (``reasoning_content``, ``reasoning``) are relayed per choice, in
+OpenAI's field order, with the fields the container sent; other delta fields (``refusal``,
+``function_call``, ``audio``) are not read (:mod:`llm_gateway.backends.chunks`), so not relayed.
 """
 
 from __future__ import annotations
@@ -18,7 +20,14 @@ import orjson
 from starlette.requests import Request
 
 from llm_gateway.config.schema import ModelConfig
-from llm_gateway.core.events import ChatChunk, StreamEvent, TokenUsage
+from llm_gateway.core.events import (
+    ChatChoice,
+    ChatChunk,
+    ChatLogprob,
+    StreamEvent,
+    TokenUsage,
+    ToolCallDelta,
+)
 from llm_gateway.core.pipeline import collect, stream_seconds
 from llm_gateway.core.stops import StopFilter, cut_at_stop
 from llm_gateway.core.tokenizer import estimate_tokens
@@ -31,10 +40,43 @@ from llm_gateway.http.replies import Accounting, JSONReply, Reply, StreamReply
 from llm_gateway.http.sse import sse_event
 
 
-def _extras(delta: dict[str, Any]) -> dict[str, Any]:
-    """What a delta carries besides its role and text (tool calls, reasoning), when set."""
+def _tool_call(call: ToolCallDelta) -> dict[str, Any]:
+    """A tool-call fragment in OpenAI's field order, with the fields the container sent."""
+    out: dict[str, Any] = {"index": call.index}
+    if call.id is not None:
+        out["id"] = call.id
+    if call.type is not None:
+        out["type"] = call.type
+    if call.name is not None or call.arguments is not None:
+        function: dict[str, str] = {}
+        if call.name is not None:
+            function["name"] = call.name
+        if call.arguments is not None:
+            function["arguments"] = call.arguments
+        out["function"] = function
+    return out
+
+
+def _extras(choice: ChatChoice) -> dict[str, Any]:
+    """What a delta carries besides its role and text (reasoning, tool calls), when set."""
+    out: dict[str, Any] = {}
+    if choice.reasoning_content:
+        out["reasoning_content"] = choice.reasoning_content
+    if choice.reasoning:
+        out["reasoning"] = choice.reasoning
+    if choice.tool_calls:
+        out["tool_calls"] = [_tool_call(c) for c in choice.tool_calls]
+    return out
+
+
+def _logprob(entry: ChatLogprob) -> dict[str, Any]:
     return {
-        k: v for k, v in delta.items() if k not in ("role", "content") and v not in (None, [], "")
+        "token": entry.token,
+        "logprob": entry.logprob,
+        "bytes": entry.bytes,
+        "top_logprobs": [
+            {"token": t.token, "logprob": t.logprob, "bytes": t.bytes} for t in entry.top_logprobs
+        ],
     }
 
 
@@ -67,42 +109,39 @@ class ChatChunkEncoder(OpenAIStreamEncoder):
 
     def event(self, event: StreamEvent) -> bytes:
         assert isinstance(event, ChatChunk), "chat streams carry chat chunks"
-        data = event.data
         out = b""
-        if not data["choices"]:
-            self._count(data.get("usage"))
+        if not event.choices:
+            self._count(event.usage)
             if self.include_usage and self.finish is not None:
                 out += self._usage_chunk()
             return out
-        for choice in data["choices"]:
-            if not isinstance(choice, dict):
-                continue
-            index = choice.get("index", 0) if self.relay else 0
-            index = index if isinstance(index, int) else 0
+        for choice in event.choices:
+            index = choice.index if self.relay else 0
             state = self._choices.get(index)
             if state is None:
                 state = self._choices[index] = _ChoiceState(StopFilter(self._stops))
             if not state.started:
                 out += self._delta_chunk(index, {"role": "assistant", "content": ""})
                 state.started = True
-            delta = choice.get("delta") or {}
-            if "content" in delta:
+            if choice.content is not None:
                 self.completion_tokens += 1
-            text = state.filter.push(delta.get("content") or "")
-            extras = _extras(delta) if self.relay else {}
-            logprobs = choice.get("logprobs") if self.relay and not state.filter.stopped else None
+            text = state.filter.push(choice.content or "")
+            extras = _extras(choice) if self.relay else {}
+            logprobs = None
+            if self.relay and not state.filter.stopped and choice.logprobs is not None:
+                logprobs = {"content": [_logprob(e) for e in choice.logprobs]}
             if text or extras or logprobs:
                 body = {"content": text, **extras} if text else extras
                 out += self._delta_chunk(index, body, logprobs)
-            if choice.get("finish_reason"):
+            if choice.finish_reason:
                 tail = state.filter.flush()
                 if tail:
                     out += self._delta_chunk(index, {"content": tail})
-                self.finish = finish_reason(choice["finish_reason"], state.filter.stopped)
+                self.finish = finish_reason(choice.finish_reason, state.filter.stopped)
                 out += self._delta_chunk(index, {}, None, self.finish)
         return out
 
-    def _count(self, upstream: dict[str, Any] | None) -> None:
+    def _count(self, upstream: TokenUsage | None) -> None:
         """The container's counts as it sent them; an estimate only when it sent none."""
         usage = TokenUsage.of_chat(
             upstream, estimate=self.prompt_estimate, generated=self.completion_tokens
@@ -128,41 +167,38 @@ class _Answer:
 
     texts: list[str] = field(default_factory=list)
     calls: dict[int, dict[str, Any]] = field(default_factory=dict)
-    logprobs: list[Any] = field(default_factory=list)
+    logprobs: list[dict[str, Any]] = field(default_factory=list)
     extras: dict[str, str] = field(default_factory=dict)
     reason: str | None = None
 
-    def add(self, choice: dict[str, Any]) -> None:
-        delta = choice.get("delta") or {}
-        content = delta.get("content")
-        if isinstance(content, str):
-            self.texts.append(content)
-        for call in delta.get("tool_calls") or ():
-            if isinstance(call, dict):
-                self._call(call)
-        for key in ("reasoning_content", "reasoning"):
-            if isinstance(delta.get(key), str):
-                self.extras[key] = self.extras.get(key, "") + delta[key]
-        logprobs = choice.get("logprobs")
-        if isinstance(logprobs, dict) and isinstance(logprobs.get("content"), list):
-            self.logprobs += logprobs["content"]
-        self.reason = choice.get("finish_reason") or self.reason
+    def add(self, choice: ChatChoice) -> None:
+        if choice.content is not None:
+            self.texts.append(choice.content)
+        for call in choice.tool_calls:
+            self._call(call)
+        for key, value in (
+            ("reasoning_content", choice.reasoning_content),
+            ("reasoning", choice.reasoning),
+        ):
+            if value is not None:
+                self.extras[key] = self.extras.get(key, "") + value
+        if choice.logprobs is not None:
+            self.logprobs += [_logprob(e) for e in choice.logprobs]
+        self.reason = choice.finish_reason or self.reason
 
-    def _call(self, fragment: dict[str, Any]) -> None:
-        index = fragment.get("index", 0)
+    def _call(self, fragment: ToolCallDelta) -> None:
         call = self.calls.setdefault(
-            index if isinstance(index, int) else 0,
+            fragment.index,
             {"id": None, "type": "function", "function": {"name": "", "arguments": ""}},
         )
-        if fragment.get("id"):
-            call["id"] = fragment["id"]
-        if fragment.get("type"):
-            call["type"] = fragment["type"]
-        function = fragment.get("function") or {}
-        if function.get("name"):
-            call["function"]["name"] = function["name"]
-        if isinstance(function.get("arguments"), str):
-            call["function"]["arguments"] += function["arguments"]
+        if fragment.id:
+            call["id"] = fragment.id
+        if fragment.type:
+            call["type"] = fragment.type
+        if fragment.name:
+            call["function"]["name"] = fragment.name
+        if fragment.arguments is not None:
+            call["function"]["arguments"] += fragment.arguments
 
     def choice(self, index: int, stops: list[str], relay: bool) -> dict[str, Any]:
         answer, cut = cut_at_stop("".join(self.texts), stops)
@@ -180,19 +216,18 @@ class _Answer:
         }
 
 
-def _gather(chunks: list[ChatChunk], relay: bool) -> tuple[dict[int, _Answer], Any, int]:
+def _gather(
+    chunks: list[ChatChunk], relay: bool
+) -> tuple[dict[int, _Answer], TokenUsage | None, int]:
     """The choices of a chat stream, its usage and its content-delta count."""
     answers: dict[int, _Answer] = {}
     usage, count = None, 0
     for chunk in chunks:
-        if not chunk.data["choices"]:
-            usage = chunk.data.get("usage")
-        for choice in chunk.data["choices"]:
-            if not isinstance(choice, dict):
-                continue
-            index = choice.get("index", 0) if relay else 0
-            answers.setdefault(index if isinstance(index, int) else 0, _Answer()).add(choice)
-            count += (choice.get("delta") or {}).get("content") is not None
+        if not chunk.choices:
+            usage = chunk.usage
+        for choice in chunk.choices:
+            answers.setdefault(choice.index if relay else 0, _Answer()).add(choice)
+            count += choice.content is not None
     return answers or {0: _Answer()}, usage, count
 
 

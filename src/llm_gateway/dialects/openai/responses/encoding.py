@@ -27,7 +27,7 @@ from typing import Any
 import orjson
 
 from llm_gateway.core.errors import GatewayError
-from llm_gateway.core.events import StreamEvent, TokenEvent, TokenUsage
+from llm_gateway.core.events import StreamEvent, TokenEvent, TokenUsage, ToolCallDelta
 from llm_gateway.core.stops import StopFilter
 from llm_gateway.dialects.openai.encoding import PromptTokens, finish_reason
 from llm_gateway.dialects.openai.responses.items import OutputItem, OutputItems
@@ -90,7 +90,7 @@ class ResponseEncoder(EncoderBase):
         self.final: dict[str, Any] | None = None  # the last response object
         self._started = False
         self._reason: str | None = None  # a chat stream's upstream finish reason
-        self._chat_usage: dict[str, Any] | None = None
+        self._chat_usage: TokenUsage | None = None
 
     @property
     def text(self) -> str:
@@ -180,19 +180,15 @@ class ResponseEncoder(EncoderBase):
             item, events = self.items.open("message")
         return self._events([*events, item.delta(text)])
 
-    def _call(self, fragment: dict[str, Any]) -> bytes:
+    def _call(self, fragment: ToolCallDelta) -> bytes:
         """One tool-call fragment of a chat chunk (``index``, ``id``, ``function.name``,
         ``function.arguments``): a new ``function_call`` item, or more of its arguments."""
-        upstream = fragment.get("index", 0)
-        upstream = upstream if isinstance(upstream, int) else 0
-        function = fragment.get("function") or {}
-        name = function.get("name") if isinstance(function, dict) else None
-        arguments = function.get("arguments") if isinstance(function, dict) else None
+        upstream, name, arguments = fragment.index, fragment.name, fragment.arguments
         item: OutputItem | None = self.items.call(upstream)
         events: list[tuple[str, dict[str, Any]]] = []
         if item is None:
-            call_id = fragment.get("id")
-            if not isinstance(call_id, str) or not call_id:
+            call_id = fragment.id
+            if not call_id:
                 call_id = f"call_{self.items.request_id}_{len(self.items.items)}"
             item, events = self.items.open(
                 "function_call", call_id=call_id, name=name or "", upstream=upstream
@@ -221,21 +217,16 @@ class ResponseEncoder(EncoderBase):
                     generated = self.generated
                 out += self._finish(finish.reason, prompt, generated, estimated)
             return out
-        data = event.data  # an upstream chat chunk
-        if isinstance(data.get("usage"), dict):
-            self._chat_usage = data["usage"]
-        for choice in data.get("choices") or ():
-            if not isinstance(choice, dict):
-                continue
-            delta = choice.get("delta") or {}
-            if delta.get("content") is not None:
+        if event.usage is not None:  # an upstream chat chunk
+            self._chat_usage = event.usage
+        for choice in event.choices:
+            if choice.content is not None:
                 self.generated += 1
-                out += self._text(self.filter.push(delta["content"]))
-            for fragment in delta.get("tool_calls") or ():
-                if isinstance(fragment, dict):
-                    self.generated += 1
-                    out += self._call(fragment)
-            self._reason = choice.get("finish_reason") or self._reason
+                out += self._text(self.filter.push(choice.content))
+            for fragment in choice.tool_calls:
+                self.generated += 1
+                out += self._call(fragment)
+            self._reason = choice.finish_reason or self._reason
         return out
 
     def _finish(self, reason: str | None, prompt: int, generated: int, estimated: bool) -> bytes:
@@ -271,9 +262,9 @@ class ResponseEncoder(EncoderBase):
             return b""
         out = self._start()
         usage = self._chat_usage
-        if usage and isinstance(usage.get("prompt_tokens"), int):
-            prompt, estimated = usage["prompt_tokens"], False
-            generated = int(usage.get("completion_tokens", self.generated))
+        if usage is not None:
+            prompt, estimated = usage.prompt_tokens, False
+            generated = usage.completion_tokens if usage.completion_counted else self.generated
         else:
             (prompt, estimated), generated = self.prompt_tokens(None), self.generated
         return out + self._finish(self._reason, prompt, generated, estimated)

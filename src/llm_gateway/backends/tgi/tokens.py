@@ -1,0 +1,96 @@
+"""TGI's token and details JSON as the core's typed objects, built once per object.
+
+Tolerates LMI's variants (``log_prob`` for ``logprob``, a missing ``special``) and fields of
+the wrong type (read as absent), so a container's quirk never breaks a stream. What is read
+here, :mod:`llm_gateway.dialects.tgi.encoding` writes back in TGI 3.x's shape.
+
+>>> token({"id": 5, "text": " Hi", "log_prob": -0.5})
+Token(id=5, text=' Hi', logprob=-0.5, special=False)
+>>> d = details({"finish_reason": "length", "generated_tokens": 2, "seed": None,
+...              "prefill": [{"id": 1, "text": "<s>", "logprob": None}], "tokens": []})
+>>> d.finish_reason, d.generated_tokens, d.prefill[0].text, d.best_of_sequences
+('length', 2, '<s>', None)
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from llm_gateway.core.events import BestOfSequence, Details, PrefillToken, Token
+
+
+def _int(value: Any) -> int | None:
+    return value if isinstance(value, int) and not isinstance(value, bool) else None
+
+
+def _str(value: Any) -> str | None:
+    return value if isinstance(value, str) else None
+
+
+def _logprob(value: Any) -> float | None:
+    if isinstance(value, float | int) and not isinstance(value, bool):
+        return value
+    return None
+
+
+def token(obj: dict[str, Any]) -> Token:
+    """A token; ``log_prob`` (LMI) is read as ``logprob``, a missing ``special`` as false.
+    The per-token path, so read inline."""
+    get = obj.get
+    token_id, text, special = get("id"), get("text"), get("special")
+    logprob = get("logprob", get("log_prob"))
+    return Token(
+        token_id if type(token_id) is int else 0,
+        text if type(text) is str else "",
+        logprob if type(logprob) is float or type(logprob) is int else None,
+        special is True,
+    )
+
+
+def tokens(items: Any) -> tuple[Token, ...]:
+    return tuple(token(t) for t in items if isinstance(t, dict)) if isinstance(items, list) else ()
+
+
+def _prefill(items: Any) -> tuple[PrefillToken, ...]:
+    if not isinstance(items, list):
+        return ()
+    return tuple(
+        PrefillToken(_int(t.get("id")) or 0, _str(t.get("text")) or "", _logprob(t.get("logprob")))
+        for t in items
+        if isinstance(t, dict)
+    )
+
+
+def _top_tokens(rows: Any) -> tuple[tuple[Token, ...], ...]:
+    return tuple(tokens(row) for row in rows) if isinstance(rows, list) else ()
+
+
+def _sequence(obj: dict[str, Any]) -> BestOfSequence:
+    return BestOfSequence(
+        _str(obj.get("generated_text")),
+        _str(obj.get("finish_reason")),
+        _int(obj.get("generated_tokens")),
+        _int(obj.get("seed")),
+        _prefill(obj.get("prefill")),
+        tokens(obj.get("tokens")),
+        _top_tokens(obj.get("top_tokens")),
+    )
+
+
+def details(obj: Any) -> Details | None:
+    """TGI's ``Details`` (buffered) or ``StreamDetails`` (a stream's last event)."""
+    if not isinstance(obj, dict):
+        return None
+    best_of = obj.get("best_of_sequences")
+    return Details(
+        _str(obj.get("finish_reason")),
+        _int(obj.get("generated_tokens")),
+        _int(obj.get("seed")),
+        _int(obj.get("input_length")),
+        _prefill(obj.get("prefill")),
+        tokens(obj.get("tokens")),
+        _top_tokens(obj.get("top_tokens")),
+        tuple(_sequence(s) for s in best_of if isinstance(s, dict))
+        if isinstance(best_of, list)
+        else None,
+    )
