@@ -18,6 +18,7 @@ from llm_gateway.core.events import ChatChunk, StreamItem, TokenEvent
 from llm_gateway.core.parameters import GenerateParameters, Grammar
 from llm_gateway.dialects.openai.passthrough import ChatChunkEncoder
 from llm_gateway.dialects.tgi.encoding import TGIStreamEncoder
+from llm_gateway.http.sse import wire
 
 P = GenerateParameters
 
@@ -266,7 +267,7 @@ def decode(decoder: Any, parts: list[bytes]) -> list[StreamItem]:
 def tgi_sse(items: list[StreamItem]) -> bytes:
     encoder = TGIStreamEncoder(details=True)
     return b"".join(
-        encoder.event(i) if isinstance(i, TokenEvent) else encoder.error(i)  # type: ignore[arg-type]
+        wire(encoder.event(i) if isinstance(i, TokenEvent) else encoder.error(i))  # type: ignore[arg-type]
         for i in items
     )
 
@@ -423,7 +424,8 @@ def test_relayed_tool_call_chunks() -> None:
         prompt_estimate=1,
         relay=True,
     )
-    out = b"".join(encoder.event(i) for i in items if isinstance(i, ChatChunk)) + encoder.end()
+    out = wire([f for i in items if isinstance(i, ChatChunk) for f in encoder.event(i)])
+    out += wire(encoder.end())
     base = b'"id":"chatcmpl-1","object":"chat.completion.chunk","created":7,"model":"qwen","system_fingerprint":null'
     assert out == (
         b"data: {" + base + b',"choices":[{"index":0,"delta":{"role":"assistant","content":""},'

@@ -27,8 +27,8 @@ from llm_gateway.budgets.windows import (
     pk,
 )
 from llm_gateway.core.errors import ErrorCode, ErrorKind
-from llm_gateway.dialects.openai.encoding import error_body as openai_error_body
-from llm_gateway.dialects.tgi.encoding import error_body as tgi_error_body
+from llm_gateway.dialects.openai.errors import error_body as openai_error_body
+from llm_gateway.dialects.tgi.errors import error_body as tgi_error_body
 
 # 2023-11-14T22:15:00Z, a minute start; the day started at 1_699_920_000 (00:00:00Z).
 MINUTE = 1_700_000_100
@@ -270,7 +270,8 @@ def test_a_refusal_names_its_limit():
 )
 def test_openai_words_a_refusal_as_its_api_does(make, status, type_, code):
     refusal = make()  # made in the test: a mutation run collects once for every mutant
-    assert openai_error_body(refusal) == (
+    got, body = openai_error_body(refusal)
+    assert (got, orjson.loads(body)) == (
         status,
         {"error": {"message": refusal.message, "type": type_, "param": None, "code": code}},
     )
@@ -278,7 +279,8 @@ def test_openai_words_a_refusal_as_its_api_does(make, status, type_, code):
 
 def test_tgi_words_a_refusal_as_a_rate_limit():
     refusal = refuse("tpm")
-    assert orjson.loads(tgi_error_body(refusal)) == {
+    assert tgi_error_body(refusal)[0] == 429
+    assert orjson.loads(tgi_error_body(refusal)[1]) == {
         "error": refusal.message,
         "error_type": "rate_limit",
     }

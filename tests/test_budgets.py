@@ -12,6 +12,7 @@ import uuid
 from collections import Counter
 from typing import Any
 
+import orjson
 import pytest
 
 from llm_gateway.budgets import BudgetLimits, BudgetRefusal, Budgets, BudgetsConfig, create_table
@@ -19,7 +20,14 @@ from llm_gateway.budgets.local import local_client
 from llm_gateway.budgets.table import write_limits
 from llm_gateway.budgets.windows import Subject, minute_window
 from llm_gateway.core.errors import ErrorCode
-from llm_gateway.dialects.openai.encoding import error_body as openai_error
+from llm_gateway.dialects.openai.errors import error_body
+
+
+def openai_error(error: BudgetRefusal) -> tuple[int, Any]:
+    """The OpenAI dialect's status and body for ``error``, as its client reads them."""
+    status, body = error_body(error)
+    return status, orjson.loads(body)
+
 
 # 01:00:10 UTC on a fixed day: 50 s left in the minute, nothing flakes at a boundary.
 T0 = 1_796_000_400 + 10

@@ -4,7 +4,9 @@ Whole-gateway tests (test_tgi_dialect, test_openai_dialect, test_responses_wire,
 test_anthropic) prove the encoders are wired in; these pin each branch of the encoders — field
 order, what is left out when, the status each error becomes, where a held-back stop sequence's
 logprobs go — with hand-written expected bytes (serde's and OpenAI's shapes, TGI reference
-§1), so that a changed byte fails here first (docs/testing.md: the mutation run).
+§1), so that a changed byte fails here first (docs/testing.md: the mutation run). Encoders
+return frames; each comparison renders them through the relay's one writer (``http.sse.wire``),
+so the bytes compared are the bytes on the wire.
 """
 
 from __future__ import annotations
@@ -22,19 +24,20 @@ from llm_gateway.core.events import ChatChunk, Details, Token, TokenEvent, Token
 from llm_gateway.core.generation import GenerationResult
 from llm_gateway.dialects.anthropic.encoding import MessageEncoder, first_stop
 from llm_gateway.dialects.openai import encoding as oai
-from llm_gateway.dialects.openai.responses.encoding import (
-    ResponseEncoder,
-    error_object,
-    response_usage,
-)
+from llm_gateway.dialects.openai.errors import error_body as openai_error_body
+from llm_gateway.dialects.openai.responses.encoding import ResponseEncoder, response_usage
+from llm_gateway.dialects.openai.responses.errors import response_error
 from llm_gateway.dialects.tgi import encoding as tgi
+from llm_gateway.dialects.tgi.errors import error_body as tgi_error_body
+from llm_gateway.http.frames import Frame
+from llm_gateway.http.sse import wire
 
 
 def tok(text: str, id_: int = 1, logprob: float = -0.5, special: bool = False) -> Token:
     return Token(id_, text, logprob, special)
 
 
-def wire(token: Token) -> dict[str, Any]:
+def tgi_token(token: Token) -> dict[str, Any]:
     """A token as TGI sends it."""
     return {"id": token.id, "text": token.text, "logprob": token.logprob, "special": token.special}
 
@@ -63,18 +66,18 @@ EOS = tok("</s>", 2, -0.01, special=True)
 
 def test_tgi_error_body_is_compact_and_not_ascii_escaped():
     error = e.validation_error("`stop` cannot hold «é»")
-    assert (
-        tgi.error_body(error)
-        == (
+    assert tgi_error_body(error) == (
+        422,
+        (
             '{"error":"Input validation error: `stop` cannot hold «é»","error_type":"validation"}'
-        ).encode()
+        ).encode(),
     )
 
 
 def test_tgi_details_in_serde_order_with_every_optional_field():
-    top = [wire(tok("a", 3, -1.0))]
+    top = [tgi_token(tok("a", 3, -1.0))]
     details = {
-        "tokens": [wire(tok("Hi"))],
+        "tokens": [tgi_token(tok("Hi"))],
         "seed": 42,
         "top_tokens": [top],
         # TGI's PrefillToken has no `special`; the first one has no logprob (NaN -> null)
@@ -83,7 +86,7 @@ def test_tgi_details_in_serde_order_with_every_optional_field():
         "finish_reason": "length",
         "best_of_sequences": [
             {
-                "tokens": [wire(tok("Ho"))],
+                "tokens": [tgi_token(tok("Ho"))],
                 "seed": 7,
                 "generated_text": "Ho",
                 "finish_reason": "eos_token",
@@ -148,7 +151,12 @@ def test_tgi_generate_body_has_details_only_when_asked_and_known(details, asked,
 
 
 def test_tgi_stream_details_has_input_length_only_when_reported():
-    base = {"finish_reason": "length", "generated_tokens": 2, "seed": 1, "tokens": [wire(tok("x"))]}
+    base = {
+        "finish_reason": "length",
+        "generated_tokens": 2,
+        "seed": 1,
+        "tokens": [tgi_token(tok("x"))],
+    }
     assert tgi.stream_details(D(base)) == {
         "finish_reason": "length",
         "generated_tokens": 2,
@@ -171,26 +179,26 @@ def test_tgi_stream_events_byte_for_byte():
     last = TokenEvent(
         2, EOS, None, "Hello", D({"finish_reason": "eos_token", "generated_tokens": 3})
     )
-    assert encoder.event(first) == (
+    assert wire(encoder.event(first)) == (
         b'data: {"index":0,"token":{"id":1,"text":"Hel","logprob":-0.5,"special":false},'
         b'"top_tokens":[{"id":3,"text":"a","logprob":-1.0,"special":false}],'
         b'"generated_text":null,"details":null}\n\n'
     )
-    assert encoder.event(middle) == (
+    assert wire(encoder.event(middle)) == (
         b'data: {"index":1,"token":{"id":1,"text":"lo","logprob":-0.5,"special":false},'
         b'"generated_text":null,"details":null}\n\n'
     )
-    assert encoder.event(last) == (
+    assert wire(encoder.event(last)) == (
         b'data: {"index":2,"token":{"id":2,"text":"</s>","logprob":-0.01,"special":true},'
         b'"generated_text":"Q: Hello",'
         b'"details":{"finish_reason":"eos_token","generated_tokens":3,"seed":null}}\n\n'
     )
-    assert encoder.end() == b""
+    assert wire(encoder.end()) == b""
 
 
 def test_tgi_stream_without_details_asked_ends_with_null_details():
     last = TokenEvent(0, EOS, [], "", D({"finish_reason": "eos_token", "generated_tokens": 1}))
-    assert tgi.TGIStreamEncoder(details=False).event(last) == (
+    assert wire(tgi.TGIStreamEncoder(details=False).event(last)) == (
         b'data: {"index":0,"token":{"id":2,"text":"</s>","logprob":-0.01,"special":true},'
         b'"generated_text":"","details":null}\n\n'
     )
@@ -198,7 +206,7 @@ def test_tgi_stream_without_details_asked_ends_with_null_details():
 
 def test_tgi_stream_error_is_one_event():
     encoder = tgi.TGIStreamEncoder(details=False)
-    assert encoder.error(e.incomplete_stream()) == (
+    assert wire(encoder.error(e.incomplete_stream())) == (
         b'data: {"error":"Incomplete generation stream",'
         b'"error_type":"incomplete_generation_stream"}\n\n'
     )
@@ -225,7 +233,8 @@ def test_tgi_stream_error_is_one_event():
 )
 def test_openai_status_of_an_upstreams_own_error(status, expected):
     error = GatewayError("boom", status=status, error_type="generation", kind=ErrorKind.UPSTREAM)
-    got, body = oai.error_body(error)
+    got, raw = openai_error_body(error)
+    body = orjson.loads(raw)
     assert got == expected
     # Blame follows the status: a 4xx is the request's fault, a 5xx the server's.
     assert body["error"]["type"] == ("invalid_request_error" if expected < 500 else "server_error")
@@ -244,7 +253,8 @@ def test_openai_status_of_an_upstreams_own_error(status, expected):
 )
 def test_openai_errors_name_the_parameter_the_client_sent(param, named):
     error = e.validation_error("bad", param=param)
-    assert oai.error_body(error) == (
+    status, body = openai_error_body(error)
+    assert (status, orjson.loads(body)) == (
         400,
         {
             "error": {
@@ -259,12 +269,12 @@ def test_openai_errors_name_the_parameter_the_client_sent(param, named):
 
 def test_openai_stream_error_is_one_event_then_done():
     encoder = chat_encoder()
-    assert encoder.error(e.timeout_error("slow")) == (
+    assert wire(encoder.error(e.timeout_error("slow"))) == (
         b'data: {"error":{"message":"slow","type":"server_error","param":null,"code":"timeout"}}'
         b"\n\n"
         b"data: [DONE]\n\n"
     )
-    assert encoder.end() == b"data: [DONE]\n\n"
+    assert wire(encoder.end()) == b"data: [DONE]\n\n"
 
 
 # -- OpenAI: small shapes -----------------------------------------------------------------------
@@ -353,7 +363,7 @@ def chat_chunk(choice: bytes, model: bytes = b"m", usage: bytes = b"") -> bytes:
 def test_openai_chat_stream_byte_for_byte_with_usage():
     encoder = chat_encoder(include_usage=True, prompt_tokens=lambda d: (7, True))
     null_usage = b',"usage":null'
-    out = encoder.event(TokenEvent(0, tok("Hel")))
+    out = wire(encoder.event(TokenEvent(0, tok("Hel"))))
     assert out == chat_chunk(
         b'"delta":{"role":"assistant","content":""},"logprobs":null,"finish_reason":null',
         usage=null_usage,
@@ -361,7 +371,7 @@ def test_openai_chat_stream_byte_for_byte_with_usage():
         b'"delta":{"content":"Hel"},"logprobs":null,"finish_reason":null', usage=null_usage
     )
     encoder.answer_as("fallback")
-    assert encoder.event(TokenEvent(1, tok("lo"))) == chat_chunk(
+    assert wire(encoder.event(TokenEvent(1, tok("lo")))) == chat_chunk(
         b'"delta":{"content":"lo"},"logprobs":null,"finish_reason":null',
         model=b"fallback",
         usage=null_usage,
@@ -369,7 +379,7 @@ def test_openai_chat_stream_byte_for_byte_with_usage():
     last = TokenEvent(
         2, EOS, None, "Hello", D({"finish_reason": "eos_token", "generated_tokens": 3})
     )
-    assert encoder.event(last) == chat_chunk(
+    assert wire(encoder.event(last)) == chat_chunk(
         b'"delta":{},"logprobs":null,"finish_reason":"stop"', model=b"fallback", usage=null_usage
     ) + (
         b'data: {"id":"chatcmpl-1","object":"chat.completion.chunk","created":1700000000,'
@@ -377,7 +387,7 @@ def test_openai_chat_stream_byte_for_byte_with_usage():
         b'"completion_tokens":3,"total_tokens":10,"prompt_tokens_estimated":true}}\n\n'
     )
     assert (encoder.finish, encoder.completion_tokens) == ("stop", 3)
-    assert encoder.end() == b"data: [DONE]\n\n"
+    assert wire(encoder.end()) == b"data: [DONE]\n\n"
 
 
 def test_openai_chat_stream_holds_back_and_removes_a_stop_sequence():
@@ -385,15 +395,15 @@ def test_openai_chat_stream_holds_back_and_removes_a_stop_sequence():
     head = chat_chunk(
         b'"delta":{"role":"assistant","content":""},"logprobs":null,"finish_reason":null'
     )
-    assert encoder.event(TokenEvent(0, tok("Hi E"))) == head + chat_chunk(
+    assert wire(encoder.event(TokenEvent(0, tok("Hi E")))) == head + chat_chunk(
         b'"delta":{"content":"Hi "},"logprobs":null,"finish_reason":null'
     )
-    assert encoder.event(TokenEvent(1, tok("ND"))) == b""
+    assert wire(encoder.event(TokenEvent(1, tok("ND")))) == b""
     # The upstream ran on to its length limit; the client sees the stop it asked for. Without
     # details, the tokens seen are the count.
-    assert encoder.event(TokenEvent(2, tok(" more"), None, "Hi END more", None)) == chat_chunk(
-        b'"delta":{},"logprobs":null,"finish_reason":"stop"'
-    )
+    assert wire(
+        encoder.event(TokenEvent(2, tok(" more"), None, "Hi END more", None))
+    ) == chat_chunk(b'"delta":{},"logprobs":null,"finish_reason":"stop"')
     assert encoder.usage == {"prompt_tokens": 7, "completion_tokens": 3, "total_tokens": 10}
 
 
@@ -401,14 +411,14 @@ def test_openai_chat_stream_releases_a_held_prefix_that_never_became_a_stop():
     encoder = chat_encoder(stops=["END"])
     encoder.event(TokenEvent(0, tok("Hi E")))
     last = TokenEvent(1, EOS, None, "Hi E", D({"finish_reason": "length", "generated_tokens": 2}))
-    assert encoder.event(last) == chat_chunk(
+    assert wire(encoder.event(last)) == chat_chunk(
         b'"delta":{"content":"E"},"logprobs":null,"finish_reason":null'
     ) + chat_chunk(b'"delta":{},"logprobs":null,"finish_reason":"length"')
 
 
 def test_openai_chat_logprobs_follow_the_text_shown_and_drop_a_withheld_stop():
     encoder = chat_encoder(stops=["##"], logprobs=True)
-    out = encoder.event(TokenEvent(0, tok("a#", logprob=-0.25)))
+    out = wire(encoder.event(TokenEvent(0, tok("a#", logprob=-0.25))))
     # "#" is held back (it may start "##"), but the token's text starts inside what is shown.
     assert out.endswith(
         chat_chunk(
@@ -419,7 +429,9 @@ def test_openai_chat_logprobs_follow_the_text_shown_and_drop_a_withheld_stop():
     last = TokenEvent(
         1, tok("#b"), None, "a##b", D({"finish_reason": "length", "generated_tokens": 2})
     )
-    assert encoder.event(last) == chat_chunk(b'"delta":{},"logprobs":null,"finish_reason":"stop"')
+    assert wire(encoder.event(last)) == chat_chunk(
+        b'"delta":{},"logprobs":null,"finish_reason":"stop"'
+    )
 
 
 def test_openai_completion_stream_with_echo_and_logprobs():
@@ -429,7 +441,7 @@ def test_openai_completion_stream_with_echo_and_logprobs():
         b'"system_fingerprint":null,"choices":[{"index":0,'
     )
     top = [tok("Hi", logprob=-0.1), tok("Ho", logprob=-2.0)]
-    assert encoder.event(TokenEvent(0, tok("Hi", logprob=-0.1), top)) == (
+    assert wire(encoder.event(TokenEvent(0, tok("Hi", logprob=-0.1), top))) == (
         head + b'"text":"Say: ","logprobs":null,"finish_reason":null}]}\n\n'
         b"" + head + b'"text":"Hi","logprobs":{"tokens":["Hi"],"token_logprobs":[-0.1],'
         b'"top_logprobs":[{"Hi":-0.1,"Ho":-2.0}],"text_offset":[5]},"finish_reason":null}]}\n\n'
@@ -437,7 +449,7 @@ def test_openai_completion_stream_with_echo_and_logprobs():
     last = TokenEvent(
         1, tok(" there", logprob=-0.3), None, "Hi there", D({"finish_reason": "length"})
     )
-    assert encoder.event(last) == (
+    assert wire(encoder.event(last)) == (
         head + b'"text":" there","logprobs":{"tokens":[" there"],"token_logprobs":[-0.3],'
         b'"top_logprobs":[null],"text_offset":[7]},"finish_reason":null}]}\n\n'
         + head
@@ -450,7 +462,9 @@ def test_openai_special_tokens_show_no_text_and_no_logprobs():
     encoder = chat_encoder(logprobs=True)
     encoder.event(TokenEvent(0, tok("Hi")))
     last = TokenEvent(1, EOS, None, "Hi", D({"finish_reason": "eos_token", "generated_tokens": 2}))
-    assert encoder.event(last) == chat_chunk(b'"delta":{},"logprobs":null,"finish_reason":"stop"')
+    assert wire(encoder.event(last)) == chat_chunk(
+        b'"delta":{},"logprobs":null,"finish_reason":"stop"'
+    )
 
 
 # -- Anthropic ----------------------------------------------------------------------------------
@@ -525,9 +539,9 @@ def test_first_stop_is_the_one_that_completes_first():
 
 def test_anthropic_tgi_stream_byte_for_byte():
     encoder = message_encoder()
-    assert encoder.opening() == message_start()
-    assert encoder.opening() == b""  # owed once
-    assert encoder.event(TokenEvent(0, tok("Hi"))) == text_start() + text_delta("Hi")
+    assert wire(encoder.opening()) == message_start()
+    assert wire(encoder.opening()) == b""  # owed once
+    assert wire(encoder.event(TokenEvent(0, tok("Hi")))) == text_start() + text_delta("Hi")
     last = TokenEvent(
         1,
         EOS,
@@ -536,7 +550,7 @@ def test_anthropic_tgi_stream_byte_for_byte():
         D({"finish_reason": "eos_token", "generated_tokens": 4, "input_length": 9}),
     )
     # The endpoint's counts replace the estimate and the tokens seen.
-    assert encoder.event(last) == block_stop() + message_end("end_turn", None, 9, 4)
+    assert wire(encoder.event(last)) == block_stop() + message_end("end_turn", None, 9, 4)
     assert encoder.final == {
         "id": "msg_1",
         "type": "message",
@@ -548,18 +562,18 @@ def test_anthropic_tgi_stream_byte_for_byte():
         "usage": orjson.loads(usage(9, 4)),
     }
     assert encoder.token_usage == TokenUsage(9, 4, prompt_estimated=False)
-    assert encoder.event(TokenEvent(2, tok("late"))) == b""  # nothing after the end
-    assert encoder.end() == b""
+    assert wire(encoder.event(TokenEvent(2, tok("late")))) == b""  # nothing after the end
+    assert wire(encoder.end()) == b""
 
 
 def test_anthropic_names_the_clients_stop_sequence_and_hides_it():
     encoder = message_encoder()
-    out = encoder.event(TokenEvent(0, tok("Hi E")))
+    out = wire(encoder.event(TokenEvent(0, tok("Hi E"))))
     assert out == message_start() + text_start() + text_delta("Hi ")
-    assert encoder.event(TokenEvent(1, tok("ND!"))) == b""
+    assert wire(encoder.event(TokenEvent(1, tok("ND!")))) == b""
     last = TokenEvent(2, EOS, None, "Hi END!", D({"finish_reason": "length"}))
     # No counts from the endpoint: the estimate stays, and is marked as one.
-    assert encoder.event(last) == block_stop() + message_end("stop_sequence", "END", 5, 3)
+    assert wire(encoder.event(last)) == block_stop() + message_end("stop_sequence", "END", 5, 3)
     assert encoder.token_usage == TokenUsage(5, 3, prompt_estimated=True)
 
 
@@ -574,8 +588,8 @@ def test_anthropic_names_the_clients_stop_sequence_and_hides_it():
 )
 def test_anthropic_stop_reason_of_a_tgi_stream(text, reason, stop_reason):
     encoder = message_encoder(wire=False)
-    assert encoder.event(TokenEvent(0, tok(text))) == b""
-    assert encoder.event(TokenEvent(1, EOS, None, text, D({"finish_reason": reason}))) == b""
+    assert wire(encoder.event(TokenEvent(0, tok(text)))) == b""
+    assert wire(encoder.event(TokenEvent(1, EOS, None, text, D({"finish_reason": reason})))) == b""
     assert encoder.final is not None
     assert (encoder.final["stop_reason"], encoder.final["stop_sequence"]) == (stop_reason, None)
     assert encoder.final["content"] == [{"type": "text", "text": "Hi"}]
@@ -597,9 +611,9 @@ def call(index: int, arguments: str, name: str | None = None, id_: str | None = 
 
 def test_anthropic_chat_stream_text_then_tool_calls():
     encoder = message_encoder(stops=[], client_stops=[])
-    out = encoder.event(chunk({"role": "assistant", "content": "Let me"}))
+    out = wire(encoder.event(chunk({"role": "assistant", "content": "Let me"})))
     assert out == message_start() + text_start() + text_delta("Let me")
-    out = encoder.event(chunk({"tool_calls": [call(0, '{"city"', "get_weather", "call_a")]}))
+    out = wire(encoder.event(chunk({"tool_calls": [call(0, '{"city"', "get_weather", "call_a")]})))
     assert out == block_stop(0) + ev(
         "content_block_start",
         ',"index":1,"content_block":{"type":"tool_use","id":"call_a","name":"get_weather",'
@@ -608,13 +622,13 @@ def test_anthropic_chat_stream_text_then_tool_calls():
         "content_block_delta",
         ',"index":1,"delta":{"type":"input_json_delta","partial_json":"{\\"city\\""}',
     )
-    out = encoder.event(chunk({"tool_calls": [call(0, ':"Paris"}')]}))
+    out = wire(encoder.event(chunk({"tool_calls": [call(0, ':"Paris"}')]})))
     assert out == ev(
         "content_block_delta",
         ',"index":1,"delta":{"type":"input_json_delta","partial_json":":\\"Paris\\"}"}',
     )
     # A second call without an id gets one made from the message id and its index.
-    out = encoder.event(chunk({"tool_calls": [call(1, "{}", "now")]}))
+    out = wire(encoder.event(chunk({"tool_calls": [call(1, "{}", "now")]})))
     assert out == block_stop(1) + ev(
         "content_block_start",
         ',"index":2,"content_block":{"type":"tool_use","id":"toolu_1_1","name":"now","input":{}}',
@@ -623,11 +637,11 @@ def test_anthropic_chat_stream_text_then_tool_calls():
         ',"index":2,"delta":{"type":"input_json_delta","partial_json":"{}"}',
     )
     # A late fragment of the first call cannot be streamed (its block is closed).
-    assert encoder.event(chunk({"tool_calls": [call(0, " ")]})) == b""
-    assert encoder.event(chunk(finish="tool_calls")) == b""
-    out = encoder.event(chunk(usage={"prompt_tokens": 11, "completion_tokens": 6}))
+    assert wire(encoder.event(chunk({"tool_calls": [call(0, " ")]}))) == b""
+    assert wire(encoder.event(chunk(finish="tool_calls"))) == b""
+    out = wire(encoder.event(chunk(usage={"prompt_tokens": 11, "completion_tokens": 6})))
     assert out == b""
-    assert encoder.end() == block_stop(2) + message_end("tool_use", None, 11, 6)
+    assert wire(encoder.end()) == block_stop(2) + message_end("tool_use", None, 11, 6)
     assert encoder.final is not None
     assert encoder.final["content"] == [
         {"type": "text", "text": "Let me"},
@@ -635,7 +649,7 @@ def test_anthropic_chat_stream_text_then_tool_calls():
         {"type": "tool_use", "id": "toolu_1_1", "name": "now", "input": {}},
     ]
     assert encoder.token_usage == TokenUsage(11, 6, prompt_estimated=False)
-    assert encoder.end() == b""
+    assert wire(encoder.end()) == b""
 
 
 def test_anthropic_late_fragments_of_interleaved_calls_count_in_the_answer():
@@ -714,19 +728,40 @@ def test_anthropic_chat_stream_reads_only_the_first_choice_and_counts_without_us
 def test_anthropic_fallback_renames_unless_asked_by_alias():
     renamed = message_encoder()
     renamed.answer_as("backup")
-    assert renamed.opening() == message_start(model="backup")
+    assert wire(renamed.opening()) == message_start(model="backup")
     kept = message_encoder(rename=False)
     kept.answer_as("backup")
-    assert kept.opening() == message_start(model="m")
+    assert wire(kept.opening()) == message_start(model="m")
 
 
 def test_anthropic_heartbeat_and_error_events():
     encoder = message_encoder()
-    assert encoder.heartbeat() == b'event: ping\ndata: {"type":"ping"}\n\n'
-    assert message_encoder(wire=False).heartbeat() == b""
-    assert encoder.error(e.overloaded_error("SageMaker is throttling")) == message_start() + ev(
+    assert wire(encoder.heartbeat()) == b'event: ping\ndata: {"type":"ping"}\n\n'
+    assert message_encoder(wire=False).heartbeat() == ()  # a buffered answer makes no frames
+    assert wire(
+        encoder.error(e.overloaded_error("SageMaker is throttling"))
+    ) == message_start() + ev(
         "error", ',"error":{"type":"overloaded_error","message":"SageMaker is throttling"}'
     )
+
+
+def test_one_event_is_as_many_frames_as_sse_events_it_owes():
+    """Encoders return frames; the relay writes them (http.sse.wire) in one write."""
+    anthropic = message_encoder()
+    anthropic.opening()
+    frames = anthropic.event(TokenEvent(0, tok("Hi")))
+    assert [f.event for f in frames] == ["content_block_start", "content_block_delta"]
+    assert wire(frames) == text_start() + text_delta("Hi")
+    assert anthropic.event(TokenEvent(1, tok("E"))) == ()  # held back: may start "END"
+
+    openai = chat_encoder(include_usage=True)
+    openai.event(TokenEvent(0, tok("Hi")))
+    last = TokenEvent(1, EOS, None, "Hi", D({"finish_reason": "eos_token", "generated_tokens": 2}))
+    finish, usage_chunk = openai.event(last)  # the finish chunk, then the usage chunk
+    assert isinstance(finish, Frame) and finish.event is None
+    assert orjson.loads(finish.data)["choices"][0]["finish_reason"] == "stop"
+    assert isinstance(usage_chunk, Frame) and orjson.loads(usage_chunk.data)["choices"] == []
+    assert openai.end() == (Frame(b"[DONE]"),)
 
 
 # -- OpenAI Responses ---------------------------------------------------------------------------
@@ -783,7 +818,7 @@ def test_responses_usage_object():
 )
 def test_responses_error_object(make, code, type_):
     error = make()  # made in the test: a mutation run collects once for every mutant
-    assert error_object(error) == {
+    assert response_error(error) == {
         "code": code,
         "message": error.message,
         "param": None,
@@ -793,7 +828,7 @@ def test_responses_error_object(make, code, type_):
 
 def test_responses_tgi_stream_counts_tokens_and_holds_back_a_stop():
     encoder = responses_encoder(stops=["END"])
-    body = encoder.opening() + encoder.event(TokenEvent(0, tok("Hi E")))
+    body = wire(encoder.opening()) + wire(encoder.event(TokenEvent(0, tok("Hi E"))))
     assert kinds(body) == [
         "created",
         "in_progress",
@@ -806,7 +841,7 @@ def test_responses_tgi_stream_counts_tokens_and_holds_back_a_stop():
     # The held "E" never became "END": it is released at the end. No count from the endpoint:
     # the tokens seen are the count.
     last = TokenEvent(1, EOS, None, "Hi E", D({"finish_reason": "eos_token"}))
-    body = encoder.event(last)
+    body = wire(encoder.event(last))
     assert kinds(body) == [
         "output_text.delta",
         "output_text.done",
@@ -823,7 +858,7 @@ def test_responses_tgi_stream_counts_tokens_and_holds_back_a_stop():
     assert final["usage"]["output_tokens"] == 2
     assert final["usage"]["input_tokens_estimated"] is True
     assert encoder.token_usage == TokenUsage(7, 2, prompt_estimated=True)
-    assert encoder.event(TokenEvent(2, tok("late"))) == b""
+    assert wire(encoder.event(TokenEvent(2, tok("late")))) == b""
 
 
 def test_responses_length_cut_is_incomplete_unless_a_stop_ended_it():
@@ -844,7 +879,7 @@ def test_responses_length_cut_is_incomplete_unless_a_stop_ended_it():
 
 def test_responses_an_empty_answer_is_one_empty_message():
     encoder = responses_encoder()
-    body = encoder.event(TokenEvent(0, EOS, None, "", D({"finish_reason": "eos_token"})))
+    body = wire(encoder.event(TokenEvent(0, EOS, None, "", D({"finish_reason": "eos_token"}))))
     assert kinds(body) == [
         "created",
         "in_progress",
@@ -920,25 +955,27 @@ def test_responses_chat_stream_calls_with_and_without_ids():
 
 def test_responses_chat_stream_streams_every_fragment_of_a_chunk():
     encoder = responses_encoder()
-    body = encoder.event(
-        wire_chunk(
-            {
-                "choices": [
-                    {
-                        "delta": {
-                            "content": "Hi",
-                            "tool_calls": [
-                                {
-                                    "index": 0,
-                                    "id": "call_a",
-                                    "function": {"name": "f", "arguments": "{"},
-                                },
-                                {"index": 0, "function": {"arguments": "}"}},
-                            ],
+    body = wire(
+        encoder.event(
+            wire_chunk(
+                {
+                    "choices": [
+                        {
+                            "delta": {
+                                "content": "Hi",
+                                "tool_calls": [
+                                    {
+                                        "index": 0,
+                                        "id": "call_a",
+                                        "function": {"name": "f", "arguments": "{"},
+                                    },
+                                    {"index": 0, "function": {"arguments": "}"}},
+                                ],
+                            }
                         }
-                    }
-                ]
-            }
+                    ]
+                }
+            )
         )
     )
     assert kinds(body) == [
@@ -968,7 +1005,7 @@ def test_responses_chat_stream_finish_reason_and_usage_arrive_separately():
     # No usage from the upstream: the prompt is estimated, the deltas are the count.
     assert encoder.token_usage == TokenUsage(3, 1, prompt_estimated=True)
     assert encoder.final["usage"]["input_tokens_estimated"] is True
-    assert encoder.end() == b""
+    assert wire(encoder.end()) == b""
 
 
 def test_responses_chat_usage_counts_are_the_upstreams():
@@ -985,7 +1022,7 @@ def test_responses_a_fallback_is_named_and_a_failure_keeps_the_partial_answer():
     encoder = responses_encoder()
     encoder.answer_as("backup")
     encoder.event(TokenEvent(0, tok("Hi")))
-    body = encoder.error(e.overloaded_error("SageMaker is throttling"))
+    body = wire(encoder.error(e.overloaded_error("SageMaker is throttling")))
     assert kinds(body) == ["failed"]
     final = events(body)[0]["response"]
     assert final["model"] == "backup"
@@ -1047,19 +1084,19 @@ def chunks_of(body: bytes) -> list[bytes]:
 def test_openai_a_logprob_waits_while_its_token_is_held_back():
     encoder = chat_encoder(stops=["#!"], logprobs=True)
     top = [tok("a#", logprob=-0.25), tok("b", logprob=-3.0)]
-    first = chunks_of(encoder.event(TokenEvent(0, tok("a#", logprob=-0.25), top)))
+    first = chunks_of(wire(encoder.event(TokenEvent(0, tok("a#", logprob=-0.25), top))))
     assert lp_of(first[-1]) == ["a#"]  # "a" shown, "#" held (it may start "#!")
     assert orjson.loads(first[-1].removeprefix(b"data: "))["choices"][0]["logprobs"] == {
         "content": [oai.chat_logprob(tok("a#", logprob=-0.25), top)]
     }
     # "##": the first "#" is released, the second held; the second token's text starts at the
     # held "#", so its logprob waits for the chunk that shows it.
-    second = chunks_of(encoder.event(TokenEvent(1, tok("#"))))
+    second = chunks_of(wire(encoder.event(TokenEvent(1, tok("#")))))
     assert [orjson.loads(c.removeprefix(b"data: "))["choices"][0]["delta"] for c in second] == [
         {"content": "#"}
     ]
     assert lp_of(second[0]) is None
-    third = chunks_of(encoder.event(TokenEvent(2, tok("c"))))
+    third = chunks_of(wire(encoder.event(TokenEvent(2, tok("c")))))
     assert lp_of(third[0]) == ["#", "c"]
 
 
@@ -1068,18 +1105,18 @@ def test_openai_the_logprobs_of_a_withheld_stop_are_dropped():
     encoder.event(TokenEvent(0, tok("ab")))
     encoder.event(TokenEvent(1, tok("c#")))
     last = TokenEvent(2, tok("#x"), None, "abc##x", D({"finish_reason": "length"}))
-    assert lp_of(chunks_of(encoder.event(last))[-1]) is None
+    assert lp_of(chunks_of(wire(encoder.event(last)))[-1]) is None
     wholly_held = chat_encoder(stops=["##"], logprobs=True)
     wholly_held.event(TokenEvent(0, tok("#")))
     last = TokenEvent(1, tok("#"), None, "##", D({"finish_reason": "length"}))
-    assert lp_of(chunks_of(wholly_held.event(last))[-1]) is None
+    assert lp_of(chunks_of(wire(wholly_held.event(last)))[-1]) is None
 
 
 def test_openai_an_echoed_prompt_is_not_generated_text():
     encoder = chat_encoder(chat=False, echo="Q#", stops=["##"], logprobs=True)
     encoder.event(TokenEvent(0, tok("a#")))
     last = TokenEvent(1, tok("#"), None, "a##", D({"finish_reason": "length"}))
-    final = orjson.loads(chunks_of(encoder.event(last))[-1].removeprefix(b"data: "))
+    final = orjson.loads(chunks_of(wire(encoder.event(last)))[-1].removeprefix(b"data: "))
     assert final["choices"][0] == {
         "index": 0,
         "text": "",
@@ -1090,7 +1127,7 @@ def test_openai_an_echoed_prompt_is_not_generated_text():
 
 def test_openai_a_completion_without_echo_starts_with_the_text():
     encoder = chat_encoder(chat=False, completion_id="cmpl-1")
-    assert encoder.event(TokenEvent(0, tok("Hi"))) == (
+    assert wire(encoder.event(TokenEvent(0, tok("Hi")))) == (
         b'data: {"id":"cmpl-1","object":"text_completion","created":1700000000,"model":"m",'
         b'"system_fingerprint":null,"choices":[{"index":0,"text":"Hi","logprobs":null,'
         b'"finish_reason":null}]}\n\n'
@@ -1116,23 +1153,29 @@ def test_openai_usage_counts_are_the_endpoints_when_it_gives_them():
 def test_anthropic_chat_stream_stop_across_chunks_and_counts_without_usage():
     encoder = message_encoder()
     # Choices without an index are the first choice; two in one chunk are both read.
-    out = encoder.event(wire_chunk({"choices": [{"delta": {"content": "Hi"}}, {"delta": {}}]}))
+    out = wire(
+        encoder.event(wire_chunk({"choices": [{"delta": {"content": "Hi"}}, {"delta": {}}]}))
+    )
     assert out == message_start() + text_start() + text_delta("Hi")
-    out = encoder.event(
-        wire_chunk({"choices": [{"delta": {"content": " E"}}, {"delta": {"content": "ND"}}]})
+    out = wire(
+        encoder.event(
+            wire_chunk({"choices": [{"delta": {"content": " E"}}, {"delta": {"content": "ND"}}]})
+        )
     )
     assert out == text_delta(" ")
     encoder.event(chunk(finish="stop"))
     # No usage from the upstream: three content deltas, the estimated prompt.
-    assert encoder.end() == block_stop() + message_end("stop_sequence", "END", 5, 3)
+    assert wire(encoder.end()) == block_stop() + message_end("stop_sequence", "END", 5, 3)
     assert encoder.token_usage == TokenUsage(5, 3, prompt_estimated=True)
 
 
 def test_anthropic_two_calls_in_one_chunk_are_both_streamed():
     encoder = message_encoder(stops=[], client_stops=[])
     encoder.opening()
-    out = encoder.event(
-        chunk({"tool_calls": [call(0, "{}", "f", "call_a"), call(1, "{}", "g", "call_b")]})
+    out = wire(
+        encoder.event(
+            chunk({"tool_calls": [call(0, "{}", "f", "call_a"), call(1, "{}", "g", "call_b")]})
+        )
     )
     assert out == (
         ev(
@@ -1176,7 +1219,7 @@ def test_anthropic_a_last_token_with_text_is_sent_before_the_end():
     encoder = message_encoder(stops=[], client_stops=[])
     encoder.opening()
     last = TokenEvent(0, tok("Hi"), None, "Hi", D({"finish_reason": "eos_token"}))
-    assert encoder.event(last) == (
+    assert wire(encoder.event(last)) == (
         text_start() + text_delta("Hi") + block_stop() + message_end("end_turn", None, 5, 1)
     )
 
@@ -1191,14 +1234,18 @@ def test_anthropic_a_tool_calls_finish_is_tool_use():
 def test_responses_a_call_without_a_usable_id_or_name():
     encoder = responses_encoder()
     encoder.opening()
-    body = encoder.event(
-        wire_chunk(
-            {"choices": [{"delta": {"tool_calls": [{"index": 0, "id": "", "function": {}}]}}]}
+    body = wire(
+        encoder.event(
+            wire_chunk(
+                {"choices": [{"delta": {"tool_calls": [{"index": 0, "id": "", "function": {}}]}}]}
+            )
         )
     )
-    body += encoder.event(
-        wire_chunk(
-            {"choices": [{"delta": {"tool_calls": [{"index": 1, "id": 7, "function": {}}]}}]}
+    body += wire(
+        encoder.event(
+            wire_chunk(
+                {"choices": [{"delta": {"tool_calls": [{"index": 1, "id": 7, "function": {}}]}}]}
+            )
         )
     )
     added = [ev["item"] for ev in events(body) if ev["type"] == "response.output_item.added"]

@@ -3,13 +3,40 @@ in one table. These pin the tables, byte for byte, for every factory in ``core/e
 
 from __future__ import annotations
 
+from typing import Any
+
 import orjson
 import pytest
 
 from llm_gateway.core import errors as e
 from llm_gateway.core.errors import ErrorCode, ErrorKind, GatewayError
-from llm_gateway.dialects.openai.encoding import ERRORS, error_body
-from llm_gateway.dialects.tgi.encoding import error_body as tgi_error_body
+from llm_gateway.dialects.anthropic.encoding import MessageEncoder
+from llm_gateway.dialects.anthropic.errors import TABLE
+from llm_gateway.dialects.anthropic.errors import error_body as anthropic_error_body
+from llm_gateway.dialects.openai.encoding import OpenAIStreamEncoder
+from llm_gateway.dialects.openai.errors import ERRORS, classify
+from llm_gateway.dialects.openai.errors import error_body as openai_error_body
+from llm_gateway.dialects.openai.responses.encoding import ResponseEncoder
+from llm_gateway.dialects.openai.responses.errors import error_body as responses_error_body
+from llm_gateway.dialects.openai.responses.errors import response_error
+from llm_gateway.dialects.tgi.encoding import TGIStreamEncoder
+from llm_gateway.dialects.tgi.errors import error_body as tgi_error_body
+from llm_gateway.http.sse import wire
+
+
+def error_body(error: GatewayError) -> tuple[int, dict[str, Any]]:
+    """The OpenAI dialect's status and body, as the client reads it."""
+    status, body = openai_error_body(error)
+    return status, orjson.loads(body)
+
+
+def tgi_body(error: GatewayError) -> Any:
+    return orjson.loads(tgi_error_body(error)[1])
+
+
+@pytest.mark.parametrize("code", list(ErrorCode))
+def test_every_code_has_a_row_in_the_anthropic_table(code):
+    assert code in TABLE
 
 
 @pytest.mark.parametrize("code", list(ErrorCode))
@@ -107,11 +134,11 @@ def test_a_failed_model_is_a_502_never_a_bare_500(status):
 
 
 def test_the_tgi_dialect_keeps_tgis_words():
-    assert orjson.loads(tgi_error_body(e.gateway_overloaded())) == {
+    assert tgi_body(e.gateway_overloaded()) == {
         "error": "Model is overloaded",
         "error_type": "overloaded",
     }
-    assert orjson.loads(tgi_error_body(e.context_length_error("too long"))) == {
+    assert tgi_body(e.context_length_error("too long")) == {
         "error": "Input validation error: too long",
         "error_type": "validation",
     }
@@ -306,7 +333,8 @@ def test_every_factory_field_by_field(make, fields):
     assert got == expected
     assert type(error.code) is ErrorCode
     assert str(error) == error.message
-    assert orjson.loads(tgi_error_body(error)) == {
+    assert tgi_error_body(error)[0] == error.status
+    assert tgi_body(error) == {
         "error": error.message,
         "error_type": error.error_type,
     }
@@ -366,3 +394,106 @@ def test_a_gateway_error_reads_as_itself():
 )
 def test_the_code_of_every_tgi_type_and_kind(error_type, status, kind, code):
     assert GatewayError("x", status=status, error_type=error_type, kind=kind).code is code
+
+
+# After the head, each dialect's one error event is its error body, from the same table: a
+# client reads the same words mid-stream as before it. (Responses: ``response.failed``, whose
+# ``code`` OpenAI's SDKs know from a fixed list, read off OpenAI's table.)
+STREAM_ERRORS = [
+    (lambda: e.validation_error("bad", param="max_new_tokens"), "server_error"),
+    (lambda: e.overloaded_error("SageMaker is throttling"), "rate_limit_exceeded"),
+    (lambda: e.model_warming("m"), "server_error"),
+    (lambda: e.timeout_error("slow"), "server_error"),
+    (lambda: e.deadline_error(), "server_error"),
+    (lambda: e.incomplete_stream(), "server_error"),
+    (lambda: e.upstream_error("Model 'm' failed «é»"), "server_error"),
+    (lambda: e.internal_error(), "server_error"),
+    (
+        lambda: GatewayError("busy", status=429, error_type="weird", kind=ErrorKind.THROTTLED),
+        "rate_limit_exceeded",
+    ),
+]
+
+
+@pytest.mark.parametrize(("make", "responses_code"), STREAM_ERRORS)
+def test_a_stream_error_event_is_the_dialects_error_body(make, responses_code):
+    error = make()
+    tgi = wire(TGIStreamEncoder(details=False).error(error))
+    assert tgi == b"data: " + tgi_error_body(error)[1] + b"\n\n"
+
+    chat = OpenAIStreamEncoder(
+        chat=True,
+        completion_id="chatcmpl-1",
+        model="m",
+        created=0,
+        stops=[],
+        include_usage=False,
+        logprobs=False,
+        prompt_tokens=lambda finish: (1, True),
+    )
+    openai_body = openai_error_body(error)[1]
+    assert wire(chat.error(error)) == b"data: " + openai_body + b"\n\ndata: [DONE]\n\n"
+
+    messages = MessageEncoder(
+        message_id="msg_1",
+        model="m",
+        input_tokens=1,
+        estimated=True,
+        stops=[],
+        client_stops=[],
+    )
+    out = wire(messages.error(error))
+    assert out.startswith(b"event: message_start\n")  # owed before any other event
+    assert out.endswith(b"\n\nevent: error\ndata: " + anthropic_error_body(error)[1] + b"\n\n")
+
+    response = ResponseEncoder(
+        request_id="1", echo={"model": "m"}, stops=[], prompt_tokens=lambda finish: (1, True)
+    )
+    failed = orjson.loads(wire(response.error(error)).split(b"data: ")[-1])
+    assert failed["type"] == "response.failed"
+    assert failed["response"]["error"] == response_error(error)
+    assert response_error(error) == {
+        "code": responses_code,
+        "message": error.message,
+        "param": None,
+        "type": error.error_type,
+    }
+
+
+def test_the_responses_code_follows_openais_table_not_the_errors_own_status():
+    """The gateway's own cap is 429 in TGI's words but 503 in OpenAI's table: a server error."""
+    error = e.gateway_overloaded()
+    assert (error.status, classify(error)[0]) == (429, 503)
+    assert response_error(error)["code"] == "server_error"
+
+
+@pytest.mark.parametrize(
+    ("param", "named"),
+    [
+        ("max_new_tokens", "max_output_tokens"),
+        ("max_tokens", "max_output_tokens"),
+        ("inputs", "input"),
+        ("messages", "input"),
+        ("temperature", "temperature"),
+        (None, None),
+    ],
+)
+def test_responses_errors_are_openais_naming_the_responses_field(param, named):
+    error = e.validation_error("bad", param=param)
+    status, body = responses_error_body(error)
+    openai_status, openai_body = error_body(error)
+    assert status == openai_status == 400
+    assert orjson.loads(body) == {"error": {**openai_body["error"], "param": named}}
+
+
+@pytest.mark.parametrize(
+    "error_body_of",
+    [tgi_error_body, openai_error_body, responses_error_body, anthropic_error_body],
+    ids=["tgi", "openai", "responses", "anthropic"],
+)
+@pytest.mark.parametrize(("make", "_code"), STREAM_ERRORS)
+def test_every_dialect_answers_status_and_json_bytes(error_body_of, make, _code):
+    """One signature for every dialect: ``error_body(error) -> (status, bytes)``."""
+    status, body = error_body_of(make())
+    assert type(status) is int and 400 <= status < 600
+    assert type(body) is bytes and isinstance(orjson.loads(body), dict)

@@ -113,3 +113,40 @@ def test_the_wire_dict_scan_sees_a_dict_field(tmp_path: Path):
 def test_the_core_public_types_carry_no_wire_dicts():
     found = set().union(*(wire_dicts(p) for p in (SRC / "core").glob("*.py")))
     assert found == set(), f"wire dicts in the core's public types: {sorted(found)}"
+
+
+# Dialect encoders return frames (http.frames); http/sse.py alone spells SSE bytes. The import
+# contract in pyproject.toml keeps `llm_gateway.http.sse` out of the dialects; this keeps its
+# bytes out of their source.
+SSE_SPELLINGS = (b"data:", b"event:")
+
+
+def sse_literals(source: str) -> list[int]:
+    """Lines with a bytes literal spelling an SSE field."""
+    return [
+        node.lineno
+        for node in ast.walk(ast.parse(source))
+        if isinstance(node, ast.Constant)
+        and isinstance(node.value, bytes)
+        and any(field in node.value for field in SSE_SPELLINGS)
+    ]
+
+
+def test_the_sse_scan_sees_sse_bytes_spelled():
+    """The check itself can fail: each spelling the old encoders used is caught."""
+    for line in (
+        'out = b"data: " + payload + b"\\n\\n"',
+        "out = b'event: ' + kind.encode()",
+        'DONE = b"data: [DONE]\\n\\n"',
+    ):
+        assert sse_literals(line) == [1], line
+    assert sse_literals('DONE = Frame(b"[DONE]")') == []
+
+
+@pytest.mark.parametrize(
+    "path", sorted((SRC / "dialects").rglob("*.py")), ids=lambda p: str(p.relative_to(SRC))
+)
+def test_no_dialect_spells_sse_bytes(path: Path):
+    lines = sse_literals(path.read_text())
+    assert lines == [], f"{path.relative_to(SRC)}:{lines} spells SSE bytes (return frames)"
+    assert "sse_event" not in path.read_text()

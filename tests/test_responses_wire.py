@@ -34,6 +34,7 @@ from llm_gateway.core.errors import ErrorKind, GatewayError
 from llm_gateway.core.events import ChatChunk
 from llm_gateway.dialects.openai.responses.encoding import ResponseEncoder
 from llm_gateway.emulator import Emulator, EndpointSpec
+from llm_gateway.http.sse import wire
 from tests.conftest import MODELS, gateway_config
 
 FIXTURES = Path(__file__).parent / "fixtures" / "responses"
@@ -201,8 +202,8 @@ def test_text_then_parallel_calls_are_items_in_order() -> None:
     """Items open in the order the model writes them, one closing before the next opens; the
     openai SDK's own stream accumulator follows the events to the same final response."""
     streaming = encoder(wire=True)
-    body = streaming.opening() + b"".join(streaming.event(c) for c in chat_chunks())
-    body += streaming.end()
+    body = wire(streaming.opening()) + b"".join(wire(streaming.event(c)) for c in chat_chunks())
+    body += wire(streaming.end())
     events = [orjson.loads(b.split(b"data: ")[1]) for b in body.split(b"\n\n")[:-1]]
     assert [(e["type"], e.get("output_index")) for e in events] == [
         ("response.created", None),
@@ -259,7 +260,7 @@ def test_text_then_parallel_calls_are_items_in_order() -> None:
     assert final["usage"]["input_tokens"] == 20 and final["usage"]["output_tokens"] == 9
     # buffered: the same encoder without the wire, the same response
     buffered = encoder(wire=False)
-    assert all(buffered.event(c) == b"" for c in chat_chunks()) and buffered.end() == b""
+    assert all(buffered.event(c) == () for c in chat_chunks()) and buffered.end() == ()
     assert buffered.final is not None
     clock = {"created_at": 0, "completed_at": 0}
     assert {**buffered.final, **clock} == {**final, **clock}
@@ -270,7 +271,7 @@ def test_failure_inside_a_call_keeps_the_partial_call() -> None:
     for chunk in chat_chunks()[:4]:
         streaming.event(chunk)
     error = GatewayError("boom", status=504, error_type="timeout", kind=ErrorKind.STREAM)
-    last = orjson.loads(streaming.error(error).split(b"data: ")[1])
+    last = orjson.loads(wire(streaming.error(error)).split(b"data: ")[1])
     assert last["type"] == "response.failed"
     EVENTS.validate_python(last)
     message, call = last["response"]["output"]

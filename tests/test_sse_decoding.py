@@ -11,12 +11,12 @@ from llm_gateway.backends.framing import LineBuffer
 from llm_gateway.backends.tgi.stream import TGIStreamDecoder as StreamDecoder
 from llm_gateway.core.errors import GatewayError
 from llm_gateway.core.events import TokenEvent
-from llm_gateway.dialects.tgi.encoding import error_body as _tgi_error_body
+from llm_gateway.dialects.tgi.errors import error_body as _tgi_error_body
 
 
 def tgi_body(error: GatewayError) -> object:
     """The error as the TGI dialect renders it."""
-    return orjson.loads(_tgi_error_body(error))
+    return orjson.loads(_tgi_error_body(error)[1])
 
 
 # Recorded shapes: TGI 3.x (reference §1.7 example) and the same stream as TGI 0.8.2 sends it.

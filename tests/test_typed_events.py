@@ -18,6 +18,7 @@ from llm_gateway.core.events import Details, TokenEvent, TokenUsage
 from llm_gateway.core.generation import GenerationResult
 from llm_gateway.dialects.openai.passthrough import ChatChunkEncoder
 from llm_gateway.dialects.tgi.encoding import TGIStreamEncoder, generate_body
+from llm_gateway.http.sse import wire
 
 texts = st.text(alphabet=st.characters(blacklist_categories=("Cs",)), max_size=12)
 logprobs = st.none() | st.floats(allow_nan=False, allow_infinity=False, width=32)
@@ -105,7 +106,7 @@ def test_stream_events_re_encode_to_the_upstreams_bytes(events: list[dict[str, A
     decoded = TGIStreamDecoder().feed(b"".join(sent))
     assert all(isinstance(e, TokenEvent) for e in decoded)
     encoder = TGIStreamEncoder(details=True)
-    assert [encoder.event(e) for e in decoded if isinstance(e, TokenEvent)] == sent
+    assert [wire(encoder.event(e)) for e in decoded if isinstance(e, TokenEvent)] == sent
 
 
 @settings(max_examples=200, deadline=None)
@@ -210,7 +211,7 @@ def test_relayed_deltas_and_logprobs_are_the_upstreams(
         prompt_estimate=1,
         relay=True,
     )
-    out = encoder.event(chunk)
+    out = wire(encoder.event(chunk))
     relayed = orjson.loads(out.split(b"\n\n")[1].removeprefix(b"data: "))["choices"][0]
     assert orjson.dumps(relayed["delta"]) == orjson.dumps(sent)
     assert orjson.dumps(relayed["logprobs"]) == orjson.dumps(choice["logprobs"])

@@ -13,12 +13,12 @@ from hypothesis import strategies as st
 from llm_gateway.core.errors import ErrorCode, GatewayError
 from llm_gateway.core.parameters import GenerateParameters, Grammar, Limits
 from llm_gateway.core.validation import as_f32, check_grammar, check_token_budget, validate
-from llm_gateway.dialects.tgi.encoding import error_body as _tgi_error_body
+from llm_gateway.dialects.tgi.errors import error_body as _tgi_error_body
 
 
 def tgi_body(error: GatewayError) -> object:
     """The error as the TGI dialect renders it."""
-    return orjson.loads(_tgi_error_body(error))
+    return orjson.loads(_tgi_error_body(error)[1])
 
 
 LIMITS = Limits(

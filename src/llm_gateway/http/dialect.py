@@ -2,10 +2,11 @@
 
 A :class:`Dialect` owns its routes (:class:`Endpoint` handlers that return a
 :class:`~llm_gateway.http.replies.Reply`), renders every error on them in its own shape, and
-encodes streams with its own :class:`StreamEncoder`. The web layer registers dialects it is
-handed by the composition root and never imports one. Every hook the web layer calls is
-declared here; :class:`DialectBase` and :class:`EncoderBase` give the defaults, so a dialect
-writes only what it does differently.
+encodes streams with its own :class:`StreamEncoder`, whose hooks return frames
+(:mod:`llm_gateway.http.frames`) that :mod:`llm_gateway.http.sse` alone writes as bytes.
+The web layer registers dialects it is handed by the composition root and never imports one.
+Every hook the web layer calls is declared here; :class:`DialectBase` and :class:`EncoderBase`
+give the defaults, so a dialect writes only what it does differently.
 """
 
 from __future__ import annotations
@@ -19,12 +20,13 @@ from starlette.requests import Request
 
 from llm_gateway.core.errors import GatewayError
 from llm_gateway.core.events import StreamEvent, TokenUsage
+from llm_gateway.http.frames import Comment, Frames
 
 if TYPE_CHECKING:
     from llm_gateway.http.replies import Reply
 
 Handler = Callable[[Request], Awaitable["Reply"]]
-HEARTBEAT = b":\n\n"  # an SSE comment: keeps a silent stream alive, ignored by clients
+HEARTBEAT: Frames = (Comment(),)  # an SSE comment: keeps a silent stream alive
 
 
 @dataclass(frozen=True, slots=True)
@@ -45,24 +47,32 @@ class StreamEncoder(Protocol):
     The relay (:mod:`llm_gateway.http.sse`) calls :meth:`event` per event, :meth:`error` for a
     failure after the head (the stream ends there) and :meth:`end`; and the hooks
     :meth:`opening`, :meth:`heartbeat`, :meth:`answer_as`; it reads :attr:`token_usage` for
-    the request's record once the stream is over.
+    the request's record once the stream is over. Each hook returns the frames it owes the
+    client, ``()`` for none; the relay writes all frames of one call (and of the events that
+    arrived together) in one write.
     """
 
     # What the answer used, once known (for metrics and logs; None: nothing to count).
     token_usage: TokenUsage | None
 
-    def event(self, event: StreamEvent) -> bytes: ...
+    def event(self, event: StreamEvent) -> Frames:
+        """The frames of one stream event (none while, e.g., a stop sequence is held back)."""
+        ...
 
-    def error(self, error: GatewayError) -> bytes: ...
+    def error(self, error: GatewayError) -> Frames:
+        """A failure after the head, in the dialect's error shape (its ``error_body``)."""
+        ...
 
-    def end(self) -> bytes: ...
+    def end(self) -> Frames:
+        """The upstream finished: what closes the stream (e.g. OpenAI's ``[DONE]``)."""
+        ...
 
-    def opening(self) -> bytes:
+    def opening(self) -> Frames:
         """Events owed before any token, written with the head when the model is still
         silent (e.g. Anthropic's ``message_start``)."""
         ...
 
-    def heartbeat(self) -> bytes:
+    def heartbeat(self) -> Frames:
         """The keep-alive written while the upstream is silent (e.g. Anthropic's ``ping``)."""
         ...
 
@@ -78,10 +88,10 @@ class EncoderBase:
     __slots__ = ()
     token_usage: TokenUsage | None = None
 
-    def opening(self) -> bytes:
-        return b""
+    def opening(self) -> Frames:
+        return ()
 
-    def heartbeat(self) -> bytes:
+    def heartbeat(self) -> Frames:
         return HEARTBEAT
 
     def answer_as(self, model: str) -> None:
@@ -98,7 +108,8 @@ class Dialect(Protocol):
     def endpoints(self) -> Sequence[Endpoint]: ...
 
     def error_body(self, error: GatewayError) -> tuple[int, bytes]:
-        """The status and JSON body of ``error`` in this dialect."""
+        """The status and JSON body of ``error`` in this dialect (each dialect has one
+        module-level ``error_body`` of this signature, from its one table by ``ErrorCode``)."""
         ...
 
     def error_headers(self, error: GatewayError) -> dict[str, str]:

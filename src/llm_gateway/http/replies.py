@@ -19,6 +19,7 @@ from llm_gateway.core.events import StreamEvent, TokenUsage
 from llm_gateway.core.pipeline import collect, stream_seconds
 from llm_gateway.core.streaming import TokenStream
 from llm_gateway.http.dialect import StreamEncoder
+from llm_gateway.http.frames import Frames
 from llm_gateway.http.sse import count_tokens, stream_response
 from llm_gateway.http.state import request_state
 
@@ -68,13 +69,14 @@ class StreamSettings:
 
 
 class BufferingEncoder(Protocol):
-    """A stream encoder that can also build a buffered answer (it writes nothing then)."""
+    """A stream encoder that can also build a buffered answer (its frames are dropped then;
+    an encoder built for it makes none)."""
 
-    def event(self, event: StreamEvent) -> bytes: ...
+    def event(self, event: StreamEvent) -> Frames: ...
 
     def answer_as(self, model: str) -> None: ...
 
-    def end(self) -> bytes: ...
+    def end(self) -> Frames: ...
 
 
 async def drain(stream: TokenStream, encoder: BufferingEncoder, deadline: float | None) -> float:

@@ -7,12 +7,16 @@ comment when the model is still silent, so clients with short read timeouts see 
 While the upstream is silent a comment heartbeat goes out every ``heartbeat`` seconds, because
 API Gateway drops streams idle for 30 s. After the head, failures are one error event in the
 dialect's shape and the stream ends. A client that hangs up closes the upstream at once.
+
+Encoders return frames (:mod:`llm_gateway.http.frames`); :func:`wire` here is the one place
+their SSE bytes are spelled. All frames of one encoder call, and of the events that arrived
+together, go out in one write.
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Iterable
 from typing import Any
 
 import anyio
@@ -23,12 +27,13 @@ from llm_gateway.core.errors import GatewayError, deadline_error, incomplete_str
 from llm_gateway.core.events import TokenUsage
 from llm_gateway.core.streaming import TokenStream
 from llm_gateway.http.dialect import StreamEncoder
+from llm_gateway.http.frames import Comment, Frame
 from llm_gateway.http.state import request_state
 from llm_gateway.http.timing import Timing
 from llm_gateway.observability.record import RequestRecord
 
-WAITING = b": waiting for the model\n\n"
-WAITING_TO_WAKE = b": waiting for the model to scale up\n\n"
+WAITING = Comment("waiting for the model")
+WAITING_TO_WAKE = Comment("waiting for the model to scale up")
 SERVED_BY = "x-llm-gateway-served-by"  # names the model that answered when a fallback did
 SSE_HEADERS = {
     "content-type": "text/event-stream",
@@ -37,16 +42,28 @@ SSE_HEADERS = {
 }
 
 
-def sse_event(data: bytes, event: str | None = None) -> bytes:
-    """One Server-Sent Event, the one place its bytes are spelled: ``event: <name>`` when
-    named, then ``data: <data>`` and the blank line.
+def wire(frames: Iterable[Frame | Comment]) -> bytes:
+    """The bytes of ``frames``, the one place SSE is spelled: an event is ``event: <name>``
+    when named, then ``data: <data>`` and the blank line; a comment is ``:`` and its text.
 
-    >>> sse_event(b"[DONE]"), sse_event(b"{}", "ping")
-    (b'data: [DONE]\\n\\n', b'event: ping\\ndata: {}\\n\\n')
+    >>> wire([Frame(b"{}", "ping"), Frame(b"[DONE]")])
+    b'event: ping\\ndata: {}\\n\\ndata: [DONE]\\n\\n'
+    >>> wire([Comment("waiting for the model"), Comment()]), wire(())
+    (b': waiting for the model\\n\\n:\\n\\n', b'')
     """
-    if event is None:
-        return b"data: " + data + b"\n\n"
-    return b"event: " + event.encode() + b"\ndata: " + data + b"\n\n"
+    out = []
+    for frame in frames:
+        if isinstance(frame, Frame):
+            event = frame.event
+            if event is None:
+                out.append(b"data: " + frame.data + b"\n\n")
+            else:
+                out.append(b"event: " + event.encode() + b"\ndata: " + frame.data + b"\n\n")
+        elif frame.text:
+            out.append(b": " + frame.text.encode() + b"\n\n")
+        else:
+            out.append(b":\n\n")
+    return b"".join(out)
 
 
 class SSEResponse(StreamingResponse):
@@ -128,16 +145,16 @@ async def _relay(
     output = record.output
     renamed = False
     # A dialect may keep a silent stream alive with its own event (e.g. Anthropic's ping).
-    keepalive = encoder.heartbeat()
+    keepalive = wire(encoder.heartbeat())
     try:
         if first is None:
             # A dialect may owe its client events before any token (e.g. message_start).
-            yield (WAITING_TO_WAKE if stream.warming else WAITING) + encoder.opening()
+            yield wire([WAITING_TO_WAKE if stream.warming else WAITING, *encoder.opening()])
         else:
             renamed = _answer_as(encoder, stream, record)
             if output is not None:
                 output.append(first.text)
-            yield encoder.event(first)
+            yield wire(encoder.event(first))
         while True:
             wait = heartbeat
             if deadline is not None:
@@ -146,7 +163,7 @@ async def _relay(
                     error = deadline_error()
                     record.fail(error, in_stream=True)
                     await stream.finish()  # on Lambda: settled before the final frame
-                    yield encoder.error(error)
+                    yield wire(encoder.error(error))
                     return
             try:
                 event = await stream.next(wait)
@@ -154,7 +171,7 @@ async def _relay(
                 break
             except GatewayError as error:
                 record.fail(error, in_stream=True)
-                yield encoder.error(error)
+                yield wire(encoder.error(error))
                 return
             if event is None:
                 if deadline is None or time.monotonic() < deadline:
@@ -168,10 +185,13 @@ async def _relay(
                 output.append(event.text)
                 output.extend(e.text for e in more)
             if more:
-                yield b"".join([encoder.event(event), *(encoder.event(e) for e in more)])
+                frames = [*encoder.event(event)]
+                for ready in more:
+                    frames += encoder.event(ready)
+                yield wire(frames)
             else:
-                yield encoder.event(event)
-        yield encoder.end()
+                yield wire(encoder.event(event))
+        yield wire(encoder.end())
     finally:
         stream.close()
         _account(record, stream, encoder, timing)

@@ -11,9 +11,10 @@ model) or an upstream's chat chunks (tool calls included) — and writes, as Ant
     event: message_delta        (stop_reason, stop_sequence, usage with the exact counts)
     event: message_stop
 
-``ping`` keeps a silent stream alive (the relay's heartbeat hook); a failure after the head is
-one ``event: error`` with Anthropic's error object. Buffered answers run the same encoder
-without writing (``wire=False``) and answer :attr:`MessageEncoder.final`, so both agree.
+Each call returns its events as frames. ``ping`` keeps a silent stream alive (the relay's
+heartbeat hook); a failure after the head is one ``event: error`` carrying the error body the
+dialect answers before the head (:func:`.errors.error_body`). Buffered answers run the same
+encoder without frames (``wire=False``) and answer :attr:`MessageEncoder.final`, so both agree.
 Stop sequences never reach the client; the one that ended the answer is named.
 """
 
@@ -26,16 +27,12 @@ import orjson
 from llm_gateway.core.errors import GatewayError
 from llm_gateway.core.events import ChatChunk, StreamEvent, TokenEvent, TokenUsage, ToolCallDelta
 from llm_gateway.core.stops import StopFilter
-from llm_gateway.dialects.anthropic.errors import error_object
+from llm_gateway.dialects.anthropic.errors import error_body
 from llm_gateway.http.dialect import EncoderBase
-from llm_gateway.http.sse import sse_event
+from llm_gateway.http.frames import Frame
 
-
-def sse(kind: str, data: dict[str, Any]) -> bytes:
-    return sse_event(orjson.dumps(data), kind)
-
-
-PING = sse("ping", {"type": "ping"})
+Events = tuple[Frame, ...]  # the frames of one call (none for a buffered answer)
+PING: Events = (Frame(orjson.dumps({"type": "ping"}), "ping"),)
 
 
 def first_stop(text: str, stops: list[str]) -> str | None:
@@ -116,8 +113,10 @@ class MessageEncoder(EncoderBase):
             "output_tokens": self.output_tokens,
         }
 
-    def _event(self, kind: str, **fields: Any) -> bytes:
-        return sse(kind, {"type": kind, **fields}) if self.wire else b""
+    def _event(self, kind: str, **fields: Any) -> Events:
+        if not self.wire:
+            return ()
+        return (Frame(orjson.dumps({"type": kind, **fields}), kind),)
 
     # -- hooks of the relay -----------------------------------------------------------------
 
@@ -126,24 +125,24 @@ class MessageEncoder(EncoderBase):
         if self.rename:
             self.model = model
 
-    def opening(self) -> bytes:
+    def opening(self) -> Events:
         """Owed before any token (a model prefilling or waking): ``message_start``."""
         return self._start()
 
-    def heartbeat(self) -> bytes:
-        return PING if self.wire else b""
+    def heartbeat(self) -> Events:
+        return PING if self.wire else ()
 
     # -- blocks -----------------------------------------------------------------------------
 
-    def _start(self) -> bytes:
+    def _start(self) -> Events:
         if self.started:
-            return b""
+            return ()
         self.started = True
         return self._event("message_start", message=self.message(None, None))
 
-    def _close(self) -> bytes:
+    def _close(self) -> Events:
         if self.open is None:
-            return b""
+            return ()
         index, self.open = self.open, None
         return self._event("content_block_stop", index=index)
 
@@ -158,16 +157,16 @@ class MessageEncoder(EncoderBase):
             except orjson.JSONDecodeError:
                 block["input"] = {}  # the model wrote broken JSON: the client sees the deltas
 
-    def _open(self, block: dict[str, Any]) -> bytes:
+    def _open(self, block: dict[str, Any]) -> Events:
         out = self._close()
         self.content.append(block)
         self.open = len(self.content) - 1
         return out + self._event("content_block_start", index=self.open, content_block=dict(block))
 
-    def _text(self, text: str) -> bytes:
+    def _text(self, text: str) -> Events:
         if not text:
-            return b""
-        out = b""
+            return ()
+        out: Events = ()
         if self.open is None or self.content[self.open]["type"] != "text":
             out += self._open({"type": "text", "text": ""})
         assert self.open is not None
@@ -176,9 +175,9 @@ class MessageEncoder(EncoderBase):
             "content_block_delta", index=self.open, delta={"type": "text_delta", "text": text}
         )
 
-    def _tool(self, fragment: ToolCallDelta) -> bytes:
+    def _tool(self, fragment: ToolCallDelta) -> Events:
         key = fragment.index
-        out = b""
+        out: Events = ()
         index = self.calls.get(key)
         if index is None:
             call_id = fragment.id or f"toolu_{self.id.removeprefix('msg_')}_{key}"
@@ -199,7 +198,7 @@ class MessageEncoder(EncoderBase):
 
     # -- events -----------------------------------------------------------------------------
 
-    def event(self, event: StreamEvent) -> bytes:
+    def event(self, event: StreamEvent) -> Events:
         out = self._start()
         if self.final is not None:
             return out
@@ -218,10 +217,10 @@ class MessageEncoder(EncoderBase):
             return out
         return out + self._chunk(event)
 
-    def _chunk(self, chunk: ChatChunk) -> bytes:
+    def _chunk(self, chunk: ChatChunk) -> Events:
         if chunk.usage is not None:
             self._chat_usage = chunk.usage
-        out = b""
+        out: Events = ()
         for choice in chunk.choices:
             if choice.index != 0:
                 continue
@@ -251,7 +250,7 @@ class MessageEncoder(EncoderBase):
             return "refusal", None
         return "end_turn", None
 
-    def _finish(self, reason: str | None) -> bytes:
+    def _finish(self, reason: str | None) -> Events:
         out = self._text(self.filter.flush()) + self._close()
         self._parse_inputs()
         stop_reason, stop_sequence = self._stop_reason(reason)
@@ -269,13 +268,16 @@ class MessageEncoder(EncoderBase):
             + self._event("message_stop")
         )
 
-    def error(self, error: GatewayError) -> bytes:
-        return self._start() + self._event("error", **{"error": error_object(error)["error"]})
+    def error(self, error: GatewayError) -> Events:
+        out = self._start()
+        if self.wire:  # the error body as the error route answers it, as an ``error`` event
+            out += (Frame(error_body(error)[1], "error"),)
+        return out
 
-    def end(self) -> bytes:
+    def end(self) -> Events:
         """A chat stream finishes here: its usage chunk follows its finish reason."""
         if self.final is not None:
-            return b""
+            return ()
         out = self._start()
         usage = self._chat_usage
         if usage is not None:

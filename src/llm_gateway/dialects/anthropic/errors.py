@@ -2,7 +2,8 @@
 
 ``{"type": "error", "error": {"type": <error type>, "message": …}}``; the status is the one
 Anthropic gives that error type, so the SDKs raise the class they raise against Anthropic
-(``RateLimitError``, ``OverloadedError``, …) and retry what they retry there.
+(``RateLimitError``, ``OverloadedError``, …) and retry what they retry there. A stream's
+``event: error`` carries the same body.
 
 >>> from llm_gateway.core.errors import validation_error
 >>> classify(validation_error("`top_k` must be strictly positive"))
@@ -15,7 +16,6 @@ Anthropic gives that error type, so the SDKs raise the class they raise against 
 from __future__ import annotations
 
 import time
-from typing import Any
 
 import orjson
 
@@ -69,12 +69,11 @@ def classify(error: GatewayError) -> tuple[int, str]:
     return 500, _API
 
 
-def error_object(error: GatewayError) -> dict[str, Any]:
-    return {"type": "error", "error": {"type": classify(error)[1], "message": error.message}}
-
-
 def error_body(error: GatewayError) -> tuple[int, bytes]:
-    return classify(error)[0], orjson.dumps(error_object(error))
+    """The status and body of ``error`` (also a stream's ``error`` event)."""
+    status, kind = classify(error)
+    body = {"type": "error", "error": {"type": kind, "message": error.message}}
+    return status, orjson.dumps(body)
 
 
 def parse_duration_ms(text: str) -> int | None:

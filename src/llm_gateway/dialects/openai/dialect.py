@@ -16,7 +16,6 @@ import time
 from collections.abc import Sequence
 from typing import Any
 
-import orjson
 from starlette.requests import Request
 
 from llm_gateway.config.schema import ModelConfig
@@ -25,7 +24,7 @@ from llm_gateway.core.errors import GatewayError
 from llm_gateway.dialects.context import GatewayContext
 from llm_gateway.dialects.openai import passthrough
 from llm_gateway.dialects.openai.completion import Generation
-from llm_gateway.dialects.openai.encoding import error_body
+from llm_gateway.dialects.openai.errors import error_body
 from llm_gateway.dialects.openai.mapping import chat_sampling, completion_sampling, invalid
 from llm_gateway.dialects.openai.schemas import (
     OPENAI_TYPES,
@@ -75,8 +74,7 @@ class OpenAIDialect(DialectBase):
         self.created = int(time.time())
 
     def error_body(self, error: GatewayError) -> tuple[int, bytes]:
-        status, body = error_body(error)
-        return status, orjson.dumps(body)
+        return error_body(error)
 
     def model_for(self, request: Request, requested: str | None) -> ModelConfig:
         """The model of a ``/models/{name}/v1/…`` path, else the body's ``model``."""

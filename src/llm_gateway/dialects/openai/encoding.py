@@ -1,12 +1,8 @@
-"""OpenAI response shapes: completions, streamed chunks, usage, logprobs and errors.
+"""OpenAI response shapes: completions, streamed chunks, usage and logprobs (errors:
+:mod:`.errors`).
 
 ``finish_reason`` is OpenAI's vocabulary: TGI's ``eos_token`` and ``stop_sequence`` are
 ``stop``; ``length`` stays ``length``. Text never contains a stop sequence or a special token.
-
->>> from llm_gateway.core.errors import validation_error
->>> status, body = error_body(validation_error("bad", param="max_new_tokens"))
->>> status, body["error"]["type"], body["error"]["param"], body["error"]["code"]
-(400, 'invalid_request_error', 'max_tokens', 'invalid_value')
 """
 
 from __future__ import annotations
@@ -16,76 +12,15 @@ from typing import Any
 
 import orjson
 
-from llm_gateway.core.errors import ErrorCode, GatewayError
+from llm_gateway.core.errors import GatewayError
 from llm_gateway.core.events import Finish, StreamEvent, Token, TokenEvent, TokenUsage
 from llm_gateway.core.stops import StopFilter
+from llm_gateway.dialects.openai.errors import error_body
 from llm_gateway.http.dialect import EncoderBase
-from llm_gateway.http.sse import sse_event
+from llm_gateway.http.frames import Frame
 
-DONE = sse_event(b"[DONE]")
+DONE = Frame(b"[DONE]")
 _dumps = orjson.dumps
-
-# TGI parameter names in errors -> the OpenAI parameter the client sent.
-_PARAMS = {"max_new_tokens": "max_tokens", "top_n_tokens": "top_logprobs", "inputs": "messages"}
-
-_INVALID, _SERVER, _RATE = "invalid_request_error", "server_error", "rate_limit_error"
-# The one table of the OpenAI dialect: neutral code -> (status, type, code). A status of None
-# keeps the error's own (OpenAI-normalised: 422 is 400; a failed model is 502, never a bare
-# 500); a code of None is the upstream's own type (e.g. a TGI container's "generation").
-ERRORS: dict[ErrorCode, tuple[int | None, str, str | None]] = {
-    ErrorCode.INVALID_REQUEST: (400, _INVALID, "invalid_value"),
-    ErrorCode.INVALID_PARAMETER: (None, _INVALID, "invalid_value"),
-    ErrorCode.CONTEXT_LENGTH: (400, _INVALID, "context_length_exceeded"),
-    ErrorCode.TEMPLATE: (400, _INVALID, "template_error"),
-    ErrorCode.BATCH_TOO_LARGE: (400, _INVALID, "batch_size_exceeded"),
-    ErrorCode.MODEL_NOT_FOUND: (404, _INVALID, "model_not_found"),
-    ErrorCode.NOT_FOUND: (404, _INVALID, "not_found"),
-    ErrorCode.METHOD_NOT_ALLOWED: (405, _INVALID, "method_not_allowed"),
-    ErrorCode.UNSUPPORTED_MEDIA_TYPE: (415, _INVALID, "unsupported_media_type"),
-    ErrorCode.PAYLOAD_TOO_LARGE: (413, _INVALID, "payload_too_large"),
-    ErrorCode.UNAUTHENTICATED: (401, _INVALID, "invalid_api_key"),
-    ErrorCode.INVALID_TOKEN: (401, _INVALID, "invalid_token"),
-    ErrorCode.FORBIDDEN: (403, _INVALID, "permission_denied"),
-    # The gateway's own capacity and a model scaling up: server conditions that clear.
-    ErrorCode.OVERLOADED: (503, _SERVER, "overloaded"),
-    ErrorCode.WARMING: (503, _SERVER, "model_warming"),
-    ErrorCode.THROTTLED: (429, _RATE, "rate_limit_exceeded"),
-    # Budgets, as OpenAI's API answers rate limits and exhausted quotas.
-    ErrorCode.TOKENS_RATE_LIMITED: (429, "tokens", "rate_limit_exceeded"),
-    ErrorCode.REQUESTS_RATE_LIMITED: (429, "requests", "rate_limit_exceeded"),
-    ErrorCode.QUOTA_EXHAUSTED: (429, "insufficient_quota", "insufficient_quota"),
-    ErrorCode.UNAVAILABLE: (503, _SERVER, "unavailable"),
-    ErrorCode.BUDGET_STORE_UNAVAILABLE: (503, _SERVER, "budget_store_unavailable"),
-    ErrorCode.ISSUER_UNAVAILABLE: (503, _SERVER, "unavailable"),
-    ErrorCode.TIMEOUT: (504, _SERVER, "timeout"),
-    ErrorCode.UPSTREAM: (None, _SERVER, None),
-    ErrorCode.INTERNAL: (None, _SERVER, "internal"),
-}
-
-
-def _status(status: int) -> int:
-    if status == 422:
-        return 400  # OpenAI reports every invalid request as 400
-    if status == 424 or (status >= 500 and status not in (502, 503, 504)):
-        return 502  # the model failed: a bad gateway, never a bare 500
-    return status
-
-
-def error_body(error: GatewayError) -> tuple[int, dict[str, Any]]:
-    """OpenAI's ``{"error": {message, type, param, code}}`` and its status."""
-    fixed, kind, code = ERRORS[error.code]
-    status = fixed if fixed is not None else _status(error.status)
-    if kind == _SERVER and status < 500:
-        kind = _INVALID  # a container's 4xx (e.g. 413) is the request's fault
-    param = _PARAMS.get(error.param or "", error.param)
-    body = {
-        "message": error.message,
-        "type": kind,
-        "param": param,
-        "code": code or error.error_type,
-    }
-    return status, {"error": body}
-
 
 # OpenAI's finish reasons an upstream may give that are kept as they are.
 _KEPT_REASONS = frozenset({"length", "tool_calls", "content_filter", "function_call"})
@@ -164,8 +99,9 @@ class OpenAIStreamEncoder(EncoderBase):
     """One streamed choice as ``chat.completion.chunk`` or ``text_completion`` events.
 
     The first chat chunk carries the role; content follows with stop sequences held back and
-    removed; then a finish chunk, the usage chunk when asked, and ``data: [DONE]``. A failure
-    after the head is one ``{"error": {…}}`` event, then ``[DONE]``.
+    removed; then a finish chunk, the usage chunk when asked, and ``[DONE]``. A failure
+    after the head is one event of :func:`~llm_gateway.dialects.openai.errors.error_body`,
+    then ``[DONE]``.
     """
 
     def __init__(
@@ -212,7 +148,7 @@ class OpenAIStreamEncoder(EncoderBase):
         finish: str | None = None,
         role: bool = False,
         generated: bool = True,
-    ) -> bytes:
+    ) -> Frame:
         logprobs = None
         if generated:
             self._shown += len(text or "")
@@ -240,7 +176,7 @@ class OpenAIStreamEncoder(EncoderBase):
         chunk = {**self.base, "choices": [choice]}
         if self.include_usage:
             chunk["usage"] = None
-        return sse_event(_dumps(chunk))
+        return Frame(_dumps(chunk))
 
     def _shown_logprobs(self, *, final: bool) -> list[tuple[Token, tuple[Token, ...] | None]]:
         """The pending logprobs whose token's text starts inside what has been shown, as the
@@ -254,14 +190,14 @@ class OpenAIStreamEncoder(EncoderBase):
         )
         return shown
 
-    def event(self, event: StreamEvent) -> bytes:
+    def event(self, event: StreamEvent) -> list[Frame]:
         assert isinstance(event, TokenEvent), "completion streams carry generate events"
-        out = b""
+        out: list[Frame] = []
         if not self._started:
             if self.chat:
-                out += self._chunk("", role=True)
+                out.append(self._chunk("", role=True))
             elif self.echo:
-                out += self._chunk(self.echo, generated=False)
+                out.append(self._chunk(self.echo, generated=False))
         self._started = True
         self.completion_tokens += 1
         token = event.token
@@ -270,18 +206,18 @@ class OpenAIStreamEncoder(EncoderBase):
             self._token_chars += len(token.text)
         text = "" if token.special else self.filter.push(token.text)
         if text:
-            out += self._chunk(text)
+            out.append(self._chunk(text))
         if event.is_last:
             out += self._finish(event.finish)
         return out
 
-    def _finish(self, finish: Finish) -> bytes:
-        out = b""
+    def _finish(self, finish: Finish) -> list[Frame]:
+        out: list[Frame] = []
         tail = self.filter.flush()
         if tail:
-            out += self._chunk(tail)
+            out.append(self._chunk(tail))
         self.finish = finish_reason(finish.reason, self.filter.stopped)
-        out += self._chunk(None, self.finish)
+        out.append(self._chunk(None, self.finish))
         generated = finish.generated_tokens
         if generated is None:
             generated = self.completion_tokens
@@ -289,15 +225,15 @@ class OpenAIStreamEncoder(EncoderBase):
         self.token_usage = TokenUsage(prompt, generated, estimated)
         self.usage = usage_json(self.token_usage)
         if self.include_usage:
-            out += sse_event(_dumps({**self.base, "choices": [], "usage": self.usage}))
+            out.append(Frame(_dumps({**self.base, "choices": [], "usage": self.usage})))
         return out
 
     def answer_as(self, model: str) -> None:
         """A fallback model answered: name it in every chunk from now on."""
         self.base["model"] = model
 
-    def error(self, error: GatewayError) -> bytes:
-        return sse_event(_dumps(error_body(error)[1])) + DONE
+    def error(self, error: GatewayError) -> tuple[Frame, Frame]:
+        return Frame(error_body(error)[1]), DONE
 
-    def end(self) -> bytes:
-        return DONE
+    def end(self) -> tuple[Frame, ...]:
+        return (DONE,)

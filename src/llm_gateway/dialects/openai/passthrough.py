@@ -36,8 +36,8 @@ from llm_gateway.dialects.openai.completion import Generation
 from llm_gateway.dialects.openai.encoding import OpenAIStreamEncoder, finish_reason, usage_json
 from llm_gateway.dialects.openai.mapping import chat_sampling
 from llm_gateway.dialects.openai.schemas import ChatCompletionRequest
+from llm_gateway.http.frames import Frame
 from llm_gateway.http.replies import Accounting, JSONReply, Reply, StreamReply
-from llm_gateway.http.sse import sse_event
 
 
 def _tool_call(call: ToolCallDelta) -> dict[str, Any]:
@@ -100,20 +100,20 @@ class ChatChunkEncoder(OpenAIStreamEncoder):
 
     def _delta_chunk(
         self, index: int, delta: dict[str, Any], logprobs: Any = None, finish: str | None = None
-    ) -> bytes:
+    ) -> Frame:
         choice = {"index": index, "delta": delta, "logprobs": logprobs, "finish_reason": finish}
         chunk: dict[str, Any] = {**self.base, "choices": [choice]}
         if self.include_usage:
             chunk["usage"] = None
-        return sse_event(orjson.dumps(chunk))
+        return Frame(orjson.dumps(chunk))
 
-    def event(self, event: StreamEvent) -> bytes:
+    def event(self, event: StreamEvent) -> list[Frame]:
         assert isinstance(event, ChatChunk), "chat streams carry chat chunks"
-        out = b""
+        out: list[Frame] = []
         if not event.choices:
             self._count(event.usage)
             if self.include_usage and self.finish is not None:
-                out += self._usage_chunk()
+                out.append(self._usage_chunk())
             return out
         for choice in event.choices:
             index = choice.index if self.relay else 0
@@ -121,7 +121,7 @@ class ChatChunkEncoder(OpenAIStreamEncoder):
             if state is None:
                 state = self._choices[index] = _ChoiceState(StopFilter(self._stops))
             if not state.started:
-                out += self._delta_chunk(index, {"role": "assistant", "content": ""})
+                out.append(self._delta_chunk(index, {"role": "assistant", "content": ""}))
                 state.started = True
             if choice.content is not None:
                 self.completion_tokens += 1
@@ -132,13 +132,13 @@ class ChatChunkEncoder(OpenAIStreamEncoder):
                 logprobs = {"content": [_logprob(e) for e in choice.logprobs]}
             if text or extras or logprobs:
                 body = {"content": text, **extras} if text else extras
-                out += self._delta_chunk(index, body, logprobs)
+                out.append(self._delta_chunk(index, body, logprobs))
             if choice.finish_reason:
                 tail = state.filter.flush()
                 if tail:
-                    out += self._delta_chunk(index, {"content": tail})
+                    out.append(self._delta_chunk(index, {"content": tail}))
                 self.finish = finish_reason(choice.finish_reason, state.filter.stopped)
-                out += self._delta_chunk(index, {}, None, self.finish)
+                out.append(self._delta_chunk(index, {}, None, self.finish))
         return out
 
     def _count(self, upstream: TokenUsage | None) -> None:
@@ -148,17 +148,16 @@ class ChatChunkEncoder(OpenAIStreamEncoder):
         )
         self.token_usage, self.usage = usage, usage_json(usage)
 
-    def _usage_chunk(self) -> bytes:
+    def _usage_chunk(self) -> Frame:
         self._usage_sent = True
-        return sse_event(orjson.dumps({**self.base, "choices": [], "usage": self.usage}))
+        return Frame(orjson.dumps({**self.base, "choices": [], "usage": self.usage}))
 
-    def end(self) -> bytes:
-        out = b""
+    def end(self) -> tuple[Frame, ...]:
         if self.include_usage and not self._usage_sent:
             if self.usage is None:
                 self._count(None)
-            out += self._usage_chunk()
-        return out + super().end()
+            return (self._usage_chunk(), *super().end())
+        return super().end()
 
 
 @dataclass(slots=True)

@@ -17,7 +17,8 @@ from llm_gateway.core.events import TokenUsage
 from llm_gateway.core.parameters import GenerateParameters, GenerateRequest
 from llm_gateway.core.ports import Capabilities
 from llm_gateway.dialects.context import GatewayContext
-from llm_gateway.dialects.tgi.encoding import TGIStreamEncoder, error_body, generate_body
+from llm_gateway.dialects.tgi.encoding import TGIStreamEncoder, generate_body
+from llm_gateway.dialects.tgi.errors import error_body
 from llm_gateway.http.dialect import DialectBase, Endpoint
 from llm_gateway.http.replies import Accounting, EmptyReply, JSONReply, Reply, StreamReply
 from llm_gateway.http.state import request_state
@@ -92,7 +93,7 @@ class TGIDialect(DialectBase):
         self.ctx = ctx
 
     def error_body(self, error: GatewayError) -> tuple[int, bytes]:
-        return error.status, error_body(error)
+        return error_body(error)
 
     async def run(self, request: Request, *, stream: bool | None) -> Reply:
         """``stream=None`` is the compat route: the body's top-level ``stream`` decides."""

@@ -8,7 +8,7 @@ JSON is compact and not ASCII-escaped, like ``serde_json``.
 >>> tok = Token(2, "</s>", -0.01, True)
 >>> last = TokenEvent(2, tok, None, " The", Details("eos_token", 2, None, input_length=7))
 >>> TGIStreamEncoder(details=True).event(last)
-b'data: {"index":2,"token":{"id":2,"text":"</s>","logprob":-0.01,"special":true},"generated_text":" The","details":{"finish_reason":"eos_token","generated_tokens":2,"seed":null,"input_length":7}}\\n\\n'
+(Frame(data=b'{"index":2,"token":{"id":2,"text":"</s>","logprob":-0.01,"special":true},"generated_text":" The","details":{"finish_reason":"eos_token","generated_tokens":2,"seed":null,"input_length":7}}', event=None),)
 """
 
 from __future__ import annotations
@@ -28,15 +28,11 @@ from llm_gateway.core.events import (
     TokenUsage,
 )
 from llm_gateway.core.generation import GenerationResult
+from llm_gateway.dialects.tgi.errors import error_body
 from llm_gateway.http.dialect import EncoderBase
-from llm_gateway.http.sse import sse_event
+from llm_gateway.http.frames import Frame
 
 _dumps = orjson.dumps
-
-
-def error_body(error: GatewayError) -> bytes:
-    """TGI's ``ErrorResponse``: ``{"error": message, "error_type": type}`` (also its SSE event)."""
-    return _dumps({"error": error.message, "error_type": error.error_type})
 
 
 def _tokens(tokens: tuple[Token, ...]) -> list[dict[str, Any]]:
@@ -100,8 +96,9 @@ def stream_details(details: Details) -> dict[str, Any]:
 
 
 class TGIStreamEncoder(EncoderBase):
-    """``data: {StreamResponse}\\n\\n`` per token; errors are one ``{"error","error_type"}``
-    event; the stream ends without ``[DONE]`` (TGI's own client cannot parse it)."""
+    """One unnamed event ``{StreamResponse}`` per token; errors are one event of
+    :func:`~llm_gateway.dialects.tgi.errors.error_body`; the stream ends without ``[DONE]``
+    (TGI's own client cannot parse it)."""
 
     __slots__ = ("counted", "details", "estimate", "prefix", "token_usage")
 
@@ -119,7 +116,7 @@ class TGIStreamEncoder(EncoderBase):
         self.estimate = estimate  # ... else estimated (not logged as a count)
         self.token_usage: TokenUsage | None = None  # for the request's record
 
-    def event(self, event: StreamEvent) -> bytes:
+    def event(self, event: StreamEvent) -> tuple[Frame]:
         assert isinstance(event, TokenEvent), "TGI streams carry generate events"
         t = event.token
         out: dict[str, Any] = {
@@ -139,10 +136,10 @@ class TGIStreamEncoder(EncoderBase):
             if self.details and event.details is not None and event.generated_text is not None
             else None
         )
-        return sse_event(_dumps(out))
+        return (Frame(_dumps(out)),)
 
-    def error(self, error: GatewayError) -> bytes:
-        return sse_event(error_body(error))
+    def error(self, error: GatewayError) -> tuple[Frame]:
+        return (Frame(error_body(error)[1]),)
 
-    def end(self) -> bytes:
-        return b""
+    def end(self) -> tuple[()]:
+        return ()

@@ -6,7 +6,8 @@ The request becomes template messages and chat completions' :class:`Sampling`
 :class:`~llm_gateway.dialects.openai.completion.Generation` (record, deadline, defaults, TGI
 validation, stops), the same upstream stream, or the same chat passthrough for backends that
 take chat requests — and is answered as a ``response`` object or its typed event stream
-(:mod:`.encoding`). Errors are chat completions' OpenAI shapes, with Responses parameter names.
+(:mod:`.encoding`). Errors are chat completions' OpenAI shapes, with Responses parameter names
+(:mod:`.errors`).
 """
 
 from __future__ import annotations
@@ -23,13 +24,13 @@ from llm_gateway.core.streaming import TokenStream
 from llm_gateway.core.tokenizer import estimate_tokens
 from llm_gateway.dialects.context import GatewayContext, answered_as
 from llm_gateway.dialects.openai.completion import Generation
-from llm_gateway.dialects.openai.encoding import PromptTokens, error_body
+from llm_gateway.dialects.openai.encoding import PromptTokens
 from llm_gateway.dialects.openai.responses.encoding import ResponseEncoder
+from llm_gateway.dialects.openai.responses.errors import error_body
 from llm_gateway.dialects.openai.responses.mapping import (
     chat_body,
     parse,
     refuse_stateful,
-    rename_param,
     sampling,
     template_messages,
     to_messages,
@@ -87,9 +88,7 @@ class ResponsesDialect(DialectBase):
         self.ctx = ctx
 
     def error_body(self, error: GatewayError) -> tuple[int, bytes]:
-        status, body = error_body(error)
-        body["error"]["param"] = rename_param(body["error"]["param"])
-        return status, orjson.dumps(body)
+        return error_body(error)
 
     async def create(self, request: Request) -> Reply:
         ctx = self.ctx

@@ -12,10 +12,11 @@ chunks) and produces, in order, each with a ``sequence_number`` and as ``event: 
       response.output_item.done,
     response.completed | response.incomplete (cut by max_output_tokens)
 
-A failure after the head is one ``response.failed`` event whose ``response.error`` says what
-went wrong (every client — the openai SDKs, LangChain, the AI SDK — reads it as the stream's
-error), and the stream ends. A buffered answer runs the same encoder without writing events and
-answers its final ``response``, so both modes agree to the byte on text, status and usage.
+A failure after the head is one ``response.failed`` event whose ``response.error``
+(:func:`.errors.response_error`) says what went wrong (every client — the openai SDKs,
+LangChain, the AI SDK — reads it as the stream's error), and the stream ends. Each call returns
+its events as frames. A buffered answer runs the same encoder without making frames and answers
+its final ``response``, so both modes agree to the byte on text, status and usage.
 Stop sequences never reach the client (held back as chat completions hold them back).
 """
 
@@ -30,9 +31,12 @@ from llm_gateway.core.errors import GatewayError
 from llm_gateway.core.events import StreamEvent, TokenEvent, TokenUsage, ToolCallDelta
 from llm_gateway.core.stops import StopFilter
 from llm_gateway.dialects.openai.encoding import PromptTokens, finish_reason
+from llm_gateway.dialects.openai.responses.errors import response_error
 from llm_gateway.dialects.openai.responses.items import OutputItem, OutputItems
 from llm_gateway.http.dialect import EncoderBase
-from llm_gateway.http.sse import sse_event
+from llm_gateway.http.frames import Frame
+
+Events = tuple[Frame, ...]  # the frames of one call (none for a buffered answer)
 
 
 def response_usage(usage: TokenUsage) -> dict[str, Any]:
@@ -49,19 +53,9 @@ def response_usage(usage: TokenUsage) -> dict[str, Any]:
     return body
 
 
-def error_object(error: GatewayError) -> dict[str, Any]:
-    """``response.error``: OpenAI's code (its SDKs know a fixed list), the gateway's type."""
-    code = "rate_limit_exceeded" if error.status == 429 else "server_error"
-    return {"code": code, "message": error.message, "param": None, "type": error.error_type}
-
-
-def _sse(kind: str, data: dict[str, Any]) -> bytes:
-    return sse_event(orjson.dumps(data), kind)
-
-
 class ResponseEncoder(EncoderBase):
-    """One response, streamed (``wire=True``: each call returns its events' bytes) or buffered
-    (``wire=False``: nothing is serialised; read :attr:`final` at the end).
+    """One response, streamed (``wire=True``: each call returns its events' frames) or
+    buffered (``wire=False``: nothing is serialised; read :attr:`final` at the end).
 
     ``echo`` holds the request fields a ``response`` object repeats (instructions, metadata,
     temperature, text, tools, …) in OpenAI's key order; ``prompt_tokens`` counts the prompt from
@@ -145,42 +139,43 @@ class ResponseEncoder(EncoderBase):
             "metadata": echo.get("metadata") or {},
         }
 
-    def _event(self, kind: str, **fields: Any) -> bytes:
+    def _event(self, kind: str, **fields: Any) -> Events:
         self.sequence += 1
         if not self.wire:
-            return b""
-        return _sse(kind, {"type": kind, "sequence_number": self.sequence - 1, **fields})
+            return ()
+        data = {"type": kind, "sequence_number": self.sequence - 1, **fields}
+        return (Frame(orjson.dumps(data), kind),)
 
-    def _events(self, events: list[tuple[str, dict[str, Any]]]) -> bytes:
-        return b"".join(self._event(kind, **fields) for kind, fields in events)
+    def _events(self, events: list[tuple[str, dict[str, Any]]]) -> Events:
+        return tuple(f for kind, fields in events for f in self._event(kind, **fields))
 
     # -- the stream -------------------------------------------------------------------------
 
-    def opening(self) -> bytes:
+    def opening(self) -> Events:
         """What a client is owed as soon as the stream is committed, before any token (the
         model may be prefilling or waking): ``response.created`` and ``response.in_progress``."""
         return self._start()
 
-    def _start(self) -> bytes:
+    def _start(self) -> Events:
         if self._started:
-            return b""
+            return ()
         self._started = True
         pending = self.response("in_progress", [])
         return self._event("response.created", response=pending) + self._event(
             "response.in_progress", response=pending
         )
 
-    def _text(self, text: str) -> bytes:
+    def _text(self, text: str) -> Events:
         """Answer text: into the open message item, else a new one."""
         if not text:
-            return b""
+            return ()
         item = self.items.current
         events: list[tuple[str, dict[str, Any]]] = []
         if item is None or item.kind != "message":
             item, events = self.items.open("message")
         return self._events([*events, item.delta(text)])
 
-    def _call(self, fragment: ToolCallDelta) -> bytes:
+    def _call(self, fragment: ToolCallDelta) -> Events:
         """One tool-call fragment of a chat chunk (``index``, ``id``, ``function.name``,
         ``function.arguments``): a new ``function_call`` item, or more of its arguments."""
         upstream, name, arguments = fragment.index, fragment.name, fragment.arguments
@@ -202,7 +197,7 @@ class ResponseEncoder(EncoderBase):
                 events.append(item.delta(arguments))
         return self._events(events)
 
-    def event(self, event: StreamEvent) -> bytes:
+    def event(self, event: StreamEvent) -> Events:
         out = self._start()
         if self.final is not None:
             return out
@@ -229,7 +224,7 @@ class ResponseEncoder(EncoderBase):
             self._reason = choice.finish_reason or self._reason
         return out
 
-    def _finish(self, reason: str | None, prompt: int, generated: int, estimated: bool) -> bytes:
+    def _finish(self, reason: str | None, prompt: int, generated: int, estimated: bool) -> Events:
         out = self._text(self.filter.flush())
         incomplete = finish_reason(reason, self.filter.stopped) == "length"
         self.token_usage = TokenUsage(prompt, generated, estimated)
@@ -248,18 +243,18 @@ class ResponseEncoder(EncoderBase):
         )
         return out + self._events([*events, (f"response.{status}", {"response": self.final})])
 
-    def error(self, error: GatewayError) -> bytes:
+    def error(self, error: GatewayError) -> Events:
         out = self._start()
         current = self.items.current
         if current is not None:
             current.status = "incomplete"
-        self.final = self.response("failed", self.items.output(), error=error_object(error))
+        self.final = self.response("failed", self.items.output(), error=response_error(error))
         return out + self._event("response.failed", response=self.final)
 
-    def end(self) -> bytes:
+    def end(self) -> Events:
         """A chat stream finishes here: its usage chunk follows its finish reason."""
         if self.final is not None:
-            return b""
+            return ()
         out = self._start()
         usage = self._chat_usage
         if usage is not None:
