@@ -133,7 +133,9 @@ except ImportError as exc:
 """
 
 # One server process, gateway or bare, started the same way: uvicorn with the options
-# ``llm-gateway serve`` uses (no lifespan, no access log, 75 s keep-alive).
+# ``llm-gateway serve`` uses (no lifespan, no access log, 75 s keep-alive). The gateway is
+# ``llm_gateway.asgi:app``, the module the Lambda Web Adapter runs (so what that entry point
+# does at start-up is measured too), or ``create_app()`` where a commit has no such module.
 SERVER_CHILD = (
     """
 import sys
@@ -141,10 +143,15 @@ which, port = sys.argv[1], int(sys.argv[2])
 if which == "bare":
     from bare_app import app
 else:
+    try:
+        from llm_gateway.asgi import app
+    except ImportError as exc:
+        if exc.name != "llm_gateway.asgi":
+            raise
 """
-    + "".join(f"    {line}\n" for line in IMPORT_CREATE_APP.strip().splitlines())
+    + "".join(f"        {line}\n" for line in IMPORT_CREATE_APP.strip().splitlines())
     + """
-    app = create_app()
+        app = create_app()
 import uvicorn
 uvicorn.run(app, host="127.0.0.1", port=port, lifespan="off", log_level="warning",
             access_log=False, timeout_keep_alive=75)

@@ -8,6 +8,7 @@ in :data:`llm_gateway.backends.BACKENDS`.
 
 from __future__ import annotations
 
+import gc
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
@@ -123,6 +124,39 @@ def create_app(
 
     ``settle_inline``: the Lambda entry points set it (the environment may be frozen the moment
     a response is complete), so budgets are settled before a response ends, not after."""
+    try:
+        return _build(config, settings, transport, observer, settle_inline)
+    finally:
+        resume_collector()
+
+
+def resume_collector() -> None:
+    """Once per process, after the first app is built (or failed to build).
+
+    Start-up makes a few hundred thousand objects that live as long as the process (FastAPI,
+    pydantic and botocore models, the routes), and the cyclic collector would trace them again
+    and again while they load: about a tenth of a cold start. The Lambda entry points
+    (``handler.py``, ``asgi.py``) pause it before their imports; here start-up's objects are
+    moved out of its reach (``gc.freeze``: no full collection retraces them in the middle of a
+    request either) and it runs again. Other importers never had it paused."""
+    global _collector_resumed
+    if not _collector_resumed:
+        _collector_resumed = True
+        if not gc.isenabled():
+            gc.freeze()
+            gc.enable()
+
+
+_collector_resumed = False
+
+
+def _build(
+    config: GatewayConfig | None,
+    settings: Settings | None,
+    transport: SageMakerRuntime | None,
+    observer: Observer | None,
+    settle_inline: bool,
+) -> FastAPI:
     settings = settings or Settings.from_env()
     config = config or load_config()
     transport = transport or SageMakerRuntime(settings)  # one boto3 client per process

@@ -6,6 +6,13 @@ that byte is released (``settle_inline``). ``llm-gateway serve``, a long-running
 its own app and settles after the response instead.
 """
 
+# ruff: noqa: E402 (the collector is paused before the imports below, on purpose)
+import gc
+
+# Paused while the app loads, as llm_gateway.app.resume_collector explains; create_app turns
+# it back on.
+gc.disable()
+
 from llm_gateway.app import create_app
 
 app = create_app(settle_inline=True)

@@ -4,8 +4,16 @@ Mangum buffers whole responses (streams arrive in one piece), which is why strea
 runs uvicorn behind the Lambda Web Adapter instead. Everything expensive is built at import,
 once per Lambda container. API Gateway REST (v1) and HTTP API (v2) events are both accepted.
 Powertools adds Lambda context and API Gateway's request id (as ``correlation_id``) to the log
-lines, and flushes the request's metrics, with the cold start, at the end of each invocation.
+lines, and writes the cold-start metric at the end of the first invocation (the request's own
+metric documents are written when its response has ended, as in streaming mode).
 """
+
+# ruff: noqa: E402 (the collector is paused before the imports below, on purpose)
+import gc
+
+# Paused while the handler loads, as llm_gateway.app.resume_collector explains; create_app
+# turns it back on.
+gc.disable()
 
 import dataclasses
 import warnings

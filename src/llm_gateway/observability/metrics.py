@@ -5,14 +5,28 @@ One EMF document per request with two dimension sets: ``service, model`` (plus
 is on) and ``service`` alone, the totals that alarms watch; and a second, one-metric document counting ``Requests`` by ``dialect``. Names and units are the README's metrics table. The API key *id*
 and the principal (``user:<id>``/``key:<id>``, its kind, the ``tenant:<id>``) are searchable
 properties; keys and tokens never appear.
+
+The request's documents are written here, in the shape Powertools gives them (its keys, their
+order, values as one-element lists of floats, ``POWERTOOLS_METRICS_DISABLED`` honoured): its
+``add_metric`` validates every name, unit and value again on each call, which was about a
+quarter of the gateway's own work on the event loop per request, and the names and units here
+are constants (docs/benchmarks.md). Powertools still
+writes the Lambda handler's cold start and the budget events (:meth:`RequestMetrics.event`).
 """
 
 from __future__ import annotations
 
-from aws_lambda_powertools import Metrics
+import time
+from typing import TYPE_CHECKING, Any
+
+import orjson
 from aws_lambda_powertools.metrics import EphemeralMetrics, MetricUnit
+from aws_lambda_powertools.metrics.functions import is_metrics_disabled
 
 from llm_gateway.observability.record import RequestRecord
+
+if TYPE_CHECKING:
+    from aws_lambda_powertools import Metrics
 
 # Failures that are not the client's doing count towards the ErrorRate the alarms watch.
 SERVER_SIDE = frozenset({"upstream", "throttled", "timeout", "stream"})
@@ -41,111 +55,89 @@ class RequestMetrics:
     def __init__(
         self, *, namespace: str, service: str, key_dimension: bool = False, flush: bool = True
     ) -> None:
-        """``flush=False`` when a Lambda handler decorated with ``log_metrics`` flushes (and
-        counts the cold start) at the end of each invocation: Mangum's buffered mode."""
+        """``flush=False`` when a Lambda handler decorated with ``log_metrics`` counts the cold
+        start (Mangum's buffered mode); otherwise the first request's document counts it."""
         self.namespace = namespace
         self.service = service
         self.key_dimension = key_dimension
         self.flush = flush
-        self.metrics = Metrics(namespace=namespace, service=service)
-        # A separate, unshared metric set (Powertools' single_metric ignores
-        # POWERTOOLS_METRICS_DISABLED; EphemeralMetrics honours it).
-        self.by_dialect = EphemeralMetrics(namespace=namespace, service=service)
+        self._powertools: Metrics | None = None
         self._cold = flush
+        # Powertools' switch (POWERTOOLS_METRICS_DISABLED, POWERTOOLS_DEV), read once
+        self.disabled = is_metrics_disabled()
+
+    @property
+    def metrics(self) -> Metrics:
+        """Powertools' metrics, for the Lambda handler's ``log_metrics`` decorator."""
+        if self._powertools is None:
+            from aws_lambda_powertools import Metrics
+
+            self._powertools = Metrics(namespace=self.namespace, service=self.service)
+        return self._powertools
 
     def emit(self, r: RequestRecord) -> None:
         if r.dialect == "none":  # health and info probes are not traffic
             return
-        m = self.metrics
-        m.add_dimension("model", r.model or "none")
+        if self.disabled:
+            return
+        dimensions = {"model": r.model or "none"}
         if self.key_dimension and r.api_key_id:
-            m.add_dimension("api_key_id", r.api_key_id)
+            dimensions["api_key_id"] = r.api_key_id
         if self.key_dimension and r.principal and r.principal.startswith("user:"):
-            m.add_dimension("principal", r.principal)  # a signed-in user: one series each
-        m.add_dimensions(service=self.service)  # the totals, one series for alarms
-        self._outcome(m, r)
-        self._latencies(m, r)
-        self._tokens(m, r)
+            dimensions["principal"] = r.principal  # a signed-in user: one series each
+        dimensions["service"] = self.service
+        values: dict[str, tuple[float, str]] = {}
+        self._outcome(values, r)
+        self._latencies(values, r)
+        self._tokens(values, r)
         for name, value in r.counters.items():
-            m.add_metric(name=name, unit=COUNTER_UNITS.get(name, MetricUnit.Count), value=value)
-        self._metadata(m, r)
-        if self.flush:
-            m.flush_metrics()
-        self._by_dialect(r)
+            values[name] = (value, COUNTER_UNITS.get(name, MetricUnit.Count).value)
+        # two dimension sets: by model (and key or user), and by service alone (the totals)
+        _write(self.namespace, [list(dimensions), ["service"]], dimensions, _metadata(r), values)
+        _write(
+            self.namespace,
+            [["model", "dialect", "service"]],
+            {"model": r.model or "none", "dialect": r.dialect, "service": self.service},
+            {},
+            {"Requests": (1, "Count")},
+        )
 
-    def _outcome(self, m: Metrics, r: RequestRecord) -> None:
-        m.add_metric(name="Requests", unit=MetricUnit.Count, value=1)
+    def _outcome(self, values: dict[str, tuple[float, str]], r: RequestRecord) -> None:
+        values["Requests"] = (1, "Count")
         # 100 or 0 per request: its Average over a period is the error rate in percent.
         refused = r.error_code in REFUSED_BY_BUDGET
         failed = r.error_kind in SERVER_SIDE and not refused
-        m.add_metric(name="ErrorRate", unit=MetricUnit.Percent, value=100 if failed else 0)
+        values["ErrorRate"] = (100 if failed else 0, "Percent")
         if self._cold:
             self._cold = False
-            m.add_metric(name="ColdStart", unit=MetricUnit.Count, value=1)
+            values["ColdStart"] = (1, "Count")
         if refused:
-            m.add_metric(name="RateLimited", unit=MetricUnit.Count, value=1)
+            values["RateLimited"] = (1, "Count")
         elif r.error_kind:
-            m.add_metric(
-                name=ERROR_METRICS.get(r.error_kind, "UpstreamErrors"),
-                unit=MetricUnit.Count,
-                value=1,
-            )
+            values[ERROR_METRICS.get(r.error_kind, "UpstreamErrors")] = (1, "Count")
         if r.disconnected:
-            m.add_metric(name="StreamDisconnects", unit=MetricUnit.Count, value=1)
+            values["StreamDisconnects"] = (1, "Count")
 
     @staticmethod
-    def _latencies(m: Metrics, r: RequestRecord) -> None:
+    def _latencies(values: dict[str, tuple[float, str]], r: RequestRecord) -> None:
         if r.duration is not None:
-            m.add_metric(name="Latency", unit=MetricUnit.Milliseconds, value=r.duration * 1000)
+            values["Latency"] = (r.duration * 1000, "Milliseconds")
             if r.upstream_seconds is not None:
-                m.add_metric(
-                    name="UpstreamLatency",
-                    unit=MetricUnit.Milliseconds,
-                    value=r.upstream_seconds * 1000,
-                )
-                m.add_metric(
-                    name="GatewayOverhead",
-                    unit=MetricUnit.Milliseconds,
-                    value=max(r.duration - r.upstream_seconds, 0.0) * 1000,
-                )
+                values["UpstreamLatency"] = (r.upstream_seconds * 1000, "Milliseconds")
+                overhead = max(r.duration - r.upstream_seconds, 0.0) * 1000
+                values["GatewayOverhead"] = (overhead, "Milliseconds")
         if r.stream and r.ttft_seconds is not None:
-            m.add_metric(
-                name="TimeToFirstToken", unit=MetricUnit.Milliseconds, value=r.ttft_seconds * 1000
-            )
+            values["TimeToFirstToken"] = (r.ttft_seconds * 1000, "Milliseconds")
 
     @staticmethod
-    def _tokens(m: Metrics, r: RequestRecord) -> None:
+    def _tokens(values: dict[str, tuple[float, str]], r: RequestRecord) -> None:
         if r.input_tokens is not None:
-            m.add_metric(name="InputTokens", unit=MetricUnit.Count, value=r.input_tokens)
+            values["InputTokens"] = (r.input_tokens, "Count")
         if r.generated_tokens is not None:
-            m.add_metric(name="GeneratedTokens", unit=MetricUnit.Count, value=r.generated_tokens)
+            values["GeneratedTokens"] = (r.generated_tokens, "Count")
             if r.upstream_seconds:
-                m.add_metric(
-                    name="TokensPerSecond",
-                    unit=MetricUnit.CountPerSecond,
-                    value=r.generated_tokens / r.upstream_seconds,
-                )
-
-    @staticmethod
-    def _metadata(m: Metrics, r: RequestRecord) -> None:
-        m.add_metadata(key="request_id", value=r.request_id)
-        m.add_metadata(key="dialect", value=r.dialect)
-        if r.api_key_id:
-            m.add_metadata(key="api_key_id", value=r.api_key_id)
-        if r.principal:  # searchable in Logs Insights: who asked, never their token
-            m.add_metadata(key="principal_kind", value=r.principal.partition(":")[0])
-            m.add_metadata(key="principal", value=r.principal)
-        if r.tenant:
-            m.add_metadata(key="tenant", value=r.tenant)
-        if r.correlation_id:
-            m.add_metadata(key="correlation_id", value=r.correlation_id)
-
-    def _by_dialect(self, r: RequestRecord) -> None:
-        by_dialect = self.by_dialect
-        by_dialect.add_dimension(name="model", value=r.model or "none")
-        by_dialect.add_dimension(name="dialect", value=r.dialect)
-        by_dialect.add_metric(name="Requests", unit=MetricUnit.Count, value=1)
-        by_dialect.flush_metrics()
+                rate = r.generated_tokens / r.upstream_seconds
+                values["TokensPerSecond"] = (rate, "Count/Second")
 
     def event(self, name: str, value: float, key_id: str | None = None) -> None:
         """One metric outside any request's record (budget reconciles end after the answer):
@@ -155,3 +147,46 @@ class RequestMetrics:
             one.add_dimension(name="api_key_id", value=key_id)
         one.add_metric(name=name, unit=COUNTER_UNITS.get(name, MetricUnit.Count), value=value)
         one.flush_metrics()
+
+
+def _metadata(r: RequestRecord) -> dict[str, Any]:
+    """Searchable properties of the request's document (never a key or a token)."""
+    metadata: dict[str, Any] = {"request_id": r.request_id, "dialect": r.dialect}
+    if r.api_key_id:
+        metadata["api_key_id"] = r.api_key_id
+    if r.principal:  # searchable in Logs Insights: who asked, never their token
+        metadata["principal_kind"] = r.principal.partition(":")[0]
+        metadata["principal"] = r.principal
+    if r.tenant:
+        metadata["tenant"] = r.tenant
+    if r.correlation_id:
+        metadata["correlation_id"] = r.correlation_id
+    return metadata
+
+
+def _write(
+    namespace: str,
+    dimension_sets: list[list[str]],
+    dimensions: dict[str, str],
+    metadata: dict[str, Any],
+    values: dict[str, tuple[float, str]],
+) -> None:
+    """One EMF document on stdout, as Powertools' ``flush_metrics`` prints it (one line of
+    compact JSON; orjson, as the dialects use, is several times faster than the json module)."""
+    document: dict[str, Any] = {
+        "_aws": {
+            "Timestamp": int(time.time() * 1000),
+            "CloudWatchMetrics": [
+                {
+                    "Namespace": namespace,
+                    "Dimensions": dimension_sets,
+                    "Metrics": [{"Name": name, "Unit": unit} for name, (_, unit) in values.items()],
+                }
+            ],
+        },
+        **dimensions,
+        **metadata,
+    }
+    for name, (value, _) in values.items():
+        document[name] = [float(value)]
+    print(orjson.dumps(document).decode())

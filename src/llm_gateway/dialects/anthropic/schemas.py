@@ -18,8 +18,10 @@ HINTS = ("thinking", "context_management", "output_config", "cache_control", "se
 REFUSED = ("container", "mcp_servers", "inference_geo", "speed", "fallbacks")
 
 
+# Built on first use (defer_build): a cold start whose first request is not this dialect's
+# does not pay for these schemas.
 class _Strict(BaseModel):
-    model_config = ConfigDict(strict=True, extra="forbid")
+    model_config = ConfigDict(defer_build=True, strict=True, extra="forbid")
 
 
 class Metadata(_Strict):
@@ -81,7 +83,7 @@ class MessagesRequest(CountTokensRequest):
 
 # Block fields: the types the gateway reads, per block type (others are refused by type).
 class TextBlock(BaseModel):
-    model_config = ConfigDict(strict=True, extra="ignore")
+    model_config = ConfigDict(defer_build=True, strict=True, extra="ignore")
 
     type: Literal["text"]
     text: str
@@ -89,7 +91,7 @@ class TextBlock(BaseModel):
 
 
 class ToolUseBlock(BaseModel):
-    model_config = ConfigDict(strict=True, extra="ignore")
+    model_config = ConfigDict(defer_build=True, strict=True, extra="ignore")
 
     type: Literal["tool_use"]
     id: str
@@ -99,7 +101,7 @@ class ToolUseBlock(BaseModel):
 
 
 class ToolResultBlock(BaseModel):
-    model_config = ConfigDict(strict=True, extra="ignore")
+    model_config = ConfigDict(defer_build=True, strict=True, extra="ignore")
 
     type: Literal["tool_result"]
     tool_use_id: str

@@ -39,8 +39,10 @@ OPENAI_TYPES: dict[str, str] = {
 }
 
 
+# Built on first use (defer_build): a cold start whose first request is not this dialect's
+# does not pay for these schemas.
 class _Lenient(BaseModel):
-    model_config = ConfigDict(strict=True, extra="ignore")
+    model_config = ConfigDict(defer_build=True, strict=True, extra="ignore")
 
 
 class ContentPart(_Lenient):

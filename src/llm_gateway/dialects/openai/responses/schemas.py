@@ -36,8 +36,10 @@ RESPONSES_TYPES: dict[str, str] = {
 }
 
 
+# Built on first use (defer_build): a cold start whose first request is not this dialect's
+# does not pay for these schemas.
 class _Lenient(BaseModel):
-    model_config = ConfigDict(strict=True, extra="ignore", populate_by_name=True)
+    model_config = ConfigDict(defer_build=True, strict=True, extra="ignore", populate_by_name=True)
 
 
 class TextFormat(_Lenient):
