@@ -121,6 +121,12 @@ class TokenStream:
         # cheaper per token than an asyncio.Queue with wait_for, which makes a task per wait.
         self._pending: deque[Item] = deque()
         self._waiter: asyncio.Future[None] | None = None
+        # What the worker has read and the loop not yet taken. One wake-up of the loop is in
+        # flight at a time: tokens read while it is pending ride along with it, instead of
+        # each writing to the loop's self-pipe (the largest cost of an unpaced relay).
+        self._inbox: list[Item] = []
+        self._inbox_lock = threading.Lock()
+        self._wake_pending = False
         self._loop: asyncio.AbstractEventLoop | None = None
         self._body: UpstreamBody | None = None
         self._closed = False
@@ -143,13 +149,21 @@ class TokenStream:
         loop = self._loop
         if loop is None or loop.is_closed():
             return
+        with self._inbox_lock:
+            self._inbox.extend(items)
+            if self._wake_pending:
+                return  # the wake-up in flight delivers these too
+            self._wake_pending = True
         try:
-            loop.call_soon_threadsafe(self._deliver, items)
+            loop.call_soon_threadsafe(self._deliver)
         except RuntimeError:  # the loop shut down under us
             pass
 
-    def _deliver(self, items: list[Item]) -> None:
+    def _deliver(self) -> None:
         """On the loop thread: queue what the worker read and wake the consumer."""
+        with self._inbox_lock:
+            items, self._inbox = self._inbox, []
+            self._wake_pending = False
         self._pending.extend(items)
         if items and isinstance(items[-1], _End):
             self._ended = True
