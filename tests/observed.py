@@ -29,6 +29,17 @@ class Stdout:
             lambda d: d.get("message") == "request" and d.get("request_id") == request_id, timeout
         )
 
+    def logs(self, match, count: int, timeout: float = 3.0) -> list[dict]:
+        """The request log lines ``match`` selects, once ``count`` of them are out: a line is
+        written after its response has ended, so a client can be done before it is."""
+        deadline = time.monotonic() + timeout
+        while True:
+            self._read()
+            found = [d for d in self.lines if d.get("message") == "request" and match(d)]
+            if len(found) >= count or time.monotonic() > deadline:
+                return found
+            time.sleep(0.02)
+
     def _wait(self, match, timeout: float) -> dict:
         deadline = time.monotonic() + timeout
         while True:

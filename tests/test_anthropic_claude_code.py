@@ -89,8 +89,9 @@ def test_claude_code_headless_against_a_vllm_model(
     assert len(first["tools"]) >= 12 and first["messages"][0]["role"] == "system"
     tool_turns = [b for b in bodies if b["messages"][-1]["role"] == "tool"]
     assert tool_turns  # it ran the tool the model called and sent the result back
-    out.text()  # reads what the gateway logged
-    # This gateway's requests (its key; other tests' late log lines are not Claude Code's).
+    # This gateway's requests (its key; other tests' late log lines are not Claude Code's), once
+    # the line of each model call is out (each is written after its response has ended).
+    out.logs(lambda d: d.get("path") == "/v1/messages" and d.get("api_key_id") == "cc", len(bodies))
     lines = [d for d in out.lines if d.get("message") == "request" and d.get("api_key_id") == "cc"]
     posts = [line for line in lines if line["method"] == "POST"]
     calls = [p for p in posts if p["path"] == "/v1/messages"]

@@ -18,8 +18,10 @@ BODY = {"inputs": "Hello", "parameters": {"max_new_tokens": 3}}
 
 @pytest.fixture
 def slow(emulator: Emulator) -> Iterator[str]:
+    # Long enough for the test's three requests after both heads are out: one call through
+    # the gateway took 0.3 s on a loaded 2-core machine.
     emulator.set_endpoint(
-        "held-endpoint", EndpointSpec.model_validate({"pacing": {"first_token_ms": 1500}})
+        "held-endpoint", EndpointSpec.model_validate({"pacing": {"first_token_ms": 3000}})
     )
     yield "held-endpoint"
     emulator.endpoints.pop("held-endpoint", None)

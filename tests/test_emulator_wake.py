@@ -23,7 +23,9 @@ NO_CAPACITY = (
     "in-progress (if configured) or try to increase the capacity by invoking "
     "UpdateInferenceComponentRuntimeConfig API."
 )
-WAKE, IDLE = 0.3, 1.0  # idle long enough for the calls in between on a busy machine
+# Both long enough for the calls in between on a busy machine: two refused calls and a stats
+# read must land inside the wake (0.3 s was too short for a loaded 2-core machine).
+WAKE, IDLE = 1.5, 1.0
 BODY = orjson.dumps({"inputs": "Hello", "parameters": {"max_new_tokens": 3}})
 
 
@@ -97,10 +99,10 @@ def test_the_wake_cycle(emulator: Emulator, runtime: Any, sleepy: Any) -> None:
 
 def test_calls_keep_an_awake_component_awake(runtime: Any, sleepy: Any) -> None:
     name = sleepy(scale_to_zero={"wake_seconds": 0, "idle_seconds": 1.0, "asleep_at_start": False})
-    for _ in range(4):
+    for _ in range(6):
         call(runtime, name)
-        time.sleep(0.4)  # each gap shorter than idle_seconds, their sum longer
-    time.sleep(0.7)
+        time.sleep(0.25)  # each gap shorter than idle_seconds (calls included), their sum longer
+    time.sleep(0.9)
     assert refused(runtime, name).response["Error"]["Message"] == NO_CAPACITY
 
 

@@ -24,6 +24,10 @@ from tests.observed import metrics_of
 IC = "sleepy-ic-1"
 GEN = {"inputs": "Hello", "parameters": {"max_new_tokens": 3}}
 _names = itertools.count()
+# The commit window of the held-stream tests: the model's first (no-capacity) answer must come
+# inside it, and the wake or wait must outlast it. 0.2 s was too short for a loaded 2-core CI
+# machine, where one call through the gateway took 0.3 s.
+HELD_COMMIT_SECONDS = 1.0
 
 
 @pytest.fixture
@@ -65,15 +69,18 @@ def sleepy_gateway(
     url = start_gateway(gateway_config([*MODELS, sleepy]), settings)
     # The tests time the commit window against the first SageMaker answer; the gateway's first
     # call also builds its botocore client, which on a loaded machine outlasts the window.
+    # Warm calls there still took 0.3 s: the held-stream tests commit after HELD_COMMIT_SECONDS.
     warm = {"inputs": "Hi", "parameters": {"max_new_tokens": 1}}
     httpx.post(f"{url}/models/tgi3/generate_stream", json=warm, timeout=30).raise_for_status()
     return url
 
 
 def test_a_stream_opened_while_asleep_is_held_then_answered(start_gateway, asleep, emulator):
-    endpoint = asleep(1.5)
+    endpoint = asleep(HELD_COMMIT_SECONDS + 1.5)
     url = sleepy_gateway(
-        start_gateway, endpoint, Settings(stream_commit_seconds=0.3, heartbeat_seconds=0.2)
+        start_gateway,
+        endpoint,
+        Settings(stream_commit_seconds=HELD_COMMIT_SECONDS, heartbeat_seconds=0.2),
     )
     with httpx.stream("POST", f"{url}/models/sleepy/generate_stream", json=GEN, timeout=30) as r:
         assert r.status_code == 200
@@ -165,7 +172,9 @@ def test_a_stream_never_falls_back_after_its_first_token(start_gateway, faulty, 
 
 def test_a_held_responses_stream_opens_with_response_created(start_gateway, asleep):
     url = sleepy_gateway(
-        start_gateway, asleep(1.0), Settings(stream_commit_seconds=0.3, heartbeat_seconds=0.2)
+        start_gateway,
+        asleep(HELD_COMMIT_SECONDS + 1.0),
+        Settings(stream_commit_seconds=HELD_COMMIT_SECONDS, heartbeat_seconds=0.2),
     )
     body = {"model": "sleepy", "input": "Hi", "max_output_tokens": 3, "stream": True}
     with httpx.stream("POST", f"{url}/v1/responses", json=body, timeout=30) as r:
@@ -181,8 +190,8 @@ def test_a_held_stream_whose_wait_runs_out_ends_with_one_error_event(start_gatew
     url = sleepy_gateway(
         start_gateway,
         asleep(60),
-        Settings(stream_commit_seconds=0.2, heartbeat_seconds=0.1),
-        wake={"wait_seconds": 0.8, "retry_seconds": 0.2},
+        Settings(stream_commit_seconds=HELD_COMMIT_SECONDS, heartbeat_seconds=0.1),
+        wake={"wait_seconds": HELD_COMMIT_SECONDS + 0.8, "retry_seconds": 0.2},
     )
     with httpx.stream("POST", f"{url}/models/sleepy/generate_stream", json=GEN, timeout=30) as r:
         assert r.status_code == 200  # committed while holding: the failure is an event
