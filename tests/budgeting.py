@@ -10,7 +10,7 @@ import socket
 import threading
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from typing import Any
 
 from llm_gateway.budgets.local import local_client
@@ -25,11 +25,6 @@ ACME = {"x-api-key": "sk-acme"}
 BETA = {"authorization": "Bearer sk-beta"}
 PROMPT = "Hello"  # 1 token by the documented estimate
 _tables = itertools.count()
-# A streamed refusal is a 429 only when the store has answered inside the stream's commit
-# window; past it the stream commits (200) and the refusal becomes its one error event. The
-# suite's store applies calls one at a time, and a burst of 20 on a loaded 2-core machine took
-# over the default 1 s: budget gateways hold streams long enough for any store answer.
-STORE_COMMIT_SECONDS = 10.0
 
 # Endpoints only these tests call, so their invocation counts are theirs.
 ENDPOINTS: dict[str, dict[str, Any]] = {
@@ -127,7 +122,7 @@ def start_budgeted(
 ) -> Iterator[Callable[..., Budgeted]]:
     """The ``budgeted`` fixture (conftest): ``budgeted(settings=None, url=None,
     config_extra=None, **budgets)`` starts a gateway whose models file has ``budgets`` (as
-    given) over a fresh table, committing streams after ``STORE_COMMIT_SECONDS`` at least."""
+    given) over a fresh table."""
     for name, spec in ENDPOINTS.items():
         emulator.set_endpoint(name, EndpointSpec.model_validate(spec))
 
@@ -150,8 +145,6 @@ def start_budgeted(
             "tests",
         )
         settings = settings or Settings(api_keys=KEYS)
-        if settings.stream_commit_seconds < STORE_COMMIT_SECONDS:
-            settings = replace(settings, stream_commit_seconds=STORE_COMMIT_SECONDS)
         with env(AWS_ENDPOINT_URL_DYNAMODB=url or store_server):
             gateway = start_gateway(config, settings)
         return Budgeted(gateway, table, store_server, emulator)

@@ -22,7 +22,7 @@ import pytest
 from llm_gateway.budgets.windows import day_window
 from llm_gateway.config import Settings
 from llm_gateway.core.tokenizer import estimate_tokens
-from tests.budgeting import ACME, KEYS, PROMPT
+from tests.budgeting import ACME, BETA, KEYS, PROMPT, DelayProxy
 
 CHAT = [{"role": "user", "content": "Hi"}]
 
@@ -67,6 +67,33 @@ def test_an_exhausted_keys_burst_never_reaches_the_model(budgeted, route):
     assert [r.status_code for r in again] == [429] * 20
     assert gw.calls(endpoint) == calls
     assert gw.used("key#acme", "day") == 1000  # refusals charge nothing
+
+
+@pytest.mark.parametrize("route", [r for r in ROUTES if ROUTES[r][1].get("stream") or "stream" in r])  # fmt: skip
+def test_a_slow_store_still_answers_a_refused_stream_with_429(budgeted, store_server, route):
+    """A stream commits (200) once its first token or the commit window comes, but the window
+    starts only once the budget is reserved: with a store slower than the window, a refusal
+    is still a 429 with no model call, and an admitted stream still streams."""
+    path, body, endpoint = ROUTES[route]
+    proxy = DelayProxy(store_server, 0.15)  # each store call takes longer than the window
+    try:
+        gw = budgeted(
+            Settings(api_keys=KEYS, stream_commit_seconds=0.01),
+            url=proxy.url,
+            default={"tokens_per_day": 1000},
+            keys={"beta": {"tokens_per_day": 100_000}},
+        )
+        gw.charge("key#acme", day_window(time.time()).sk, 1000)
+        calls = gw.calls(endpoint)
+        refused = post(gw.url, path, body)
+        assert refused.status_code == 429, refused.text
+        assert gw.calls(endpoint) == calls  # no SageMaker call
+        admitted = post(gw.url, path, body, BETA)
+        assert admitted.status_code == 200 and b"data:" in admitted.content
+        assert gw.calls(endpoint) == calls + 1
+        assert proxy.calls > 0  # the store was behind the slow proxy
+    finally:
+        proxy.stop()
 
 
 @pytest.mark.parametrize(

@@ -301,6 +301,7 @@ class GenerationService:
             if budget is not None:
                 tokens, prompt_estimate = budget_for()
                 budget.reserve(tokens, stream=True)  # a refusal: no upstream call
+                stream.admit()
             if stream.closed_event.is_set():
                 raise stream_closed()
             stream.tally.opened = True
@@ -313,6 +314,7 @@ class GenerationService:
                 self.executor,
                 on_end=ended,
                 hold_last=budget is not None and self.settle_inline,
+                admitted=budget is None,
             )
             attempts = self._attempts(model, call, deadline, stream, chat=chat)  # caller known
             return stream.start()

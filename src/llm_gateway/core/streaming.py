@@ -99,6 +99,7 @@ class TokenStream:
         *,
         on_end: Callable[[Tally], None] | None = None,
         hold_last: bool = False,
+        admitted: bool = True,
     ) -> None:
         """``on_end`` runs on the worker thread once the upstream is done, with what it sent.
         ``open_upstream`` runs on the worker thread (it may reserve a budget first, wait for a
@@ -106,8 +107,12 @@ class TokenStream:
         ``served_by``; it sets ``tally.opened`` when it calls the upstream). ``hold_last``:
         the stream's final item (the last token event, or its end) is handed out only after
         ``on_end`` has returned, so work done there (settling a budget) is finished before
-        the client can read the last byte."""
+        the client can read the last byte. ``admitted=False``: ``open_upstream`` first decides
+        whether the request may run at all (a budget reservation) and calls :meth:`admit` once
+        it may; until then :meth:`admission` waits, so a refusal is still known before a
+        response commits, however slow the store."""
         self._open_upstream = open_upstream
+        self._admitted = admitted
         self._on_end = on_end
         self._hold_last = hold_last
         self._ended = False  # on the loop: END has been delivered
@@ -144,6 +149,11 @@ class TokenStream:
         return self
 
     # -- worker thread -------------------------------------------------------------------------
+
+    def admit(self) -> None:
+        """The request may run (its reservation succeeded): wake :meth:`admission`."""
+        self._admitted = True
+        self._post([])
 
     def _post(self, items: list[Item]) -> None:
         loop = self._loop
@@ -285,6 +295,17 @@ class TokenStream:
             if not self._ended and deadline is not None and loop.time() >= deadline:
                 return TIMEOUT
         return await self.next(timeout)
+
+    async def admission(self, timeout: float | None) -> None:
+        """Until the request is admitted, or refused (its error is then pending for
+        :meth:`next`), or ``timeout`` passes."""
+        loop = self._loop or asyncio.get_running_loop()
+        deadline = None if timeout is None else loop.time() + timeout
+        while not self._admitted and not self._pending:
+            left = None if deadline is None else deadline - loop.time()
+            if left is not None and left <= 0:
+                return
+            await self._wait(left)
 
     def ready(self) -> list[StreamEvent]:
         """The token events that have already arrived (no waiting): a relay sends them in one

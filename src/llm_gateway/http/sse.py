@@ -209,10 +209,13 @@ async def stream_response(
 ) -> SSEResponse:
     """Commit the response when the first token arrives or ``commit_after`` passes.
 
-    Raises the stream's :class:`GatewayError` if it fails before that, so the caller's error
-    handling answers with a status code.
+    The window starts once the request is admitted (its budget reserved): a refusal is always
+    an answer with its status (429), never an event in a committed stream, even when the
+    budget store is slow. Raises the stream's :class:`GatewayError` if it fails before the
+    commit, so the caller's error handling answers with a status code.
     """
     record.stream = True
+    await stream.admission(None if deadline is None else deadline - time.monotonic())
     if deadline is not None:
         commit_after = max(min(commit_after, deadline - time.monotonic()), 0.0)
     try:
