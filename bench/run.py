@@ -184,7 +184,9 @@ def source(env: dict[str, str]) -> dict:
             sys.executable,
             "-c",
             IMPORT_CREATE_APP
-            + "import llm_gateway\nprint(llm_gateway.__file__)\nprint(create_app_from)",
+            + "import importlib.util, llm_gateway\nprint(llm_gateway.__file__)\n"
+            + "asgi = importlib.util.find_spec('llm_gateway.asgi') is not None\n"
+            + "print('llm_gateway.asgi:app' if asgi else create_app_from + '.create_app')",
         ],
         env=env,
         capture_output=True,
@@ -194,7 +196,7 @@ def source(env: dict[str, str]) -> dict:
         raise RuntimeError(f"cannot import the gateway's create_app:\n{probe.stderr}")
     package, factory = probe.stdout.split()
     out["package"] = str(Path(package).parent)
-    out["create_app"] = f"{factory}.create_app"
+    out["create_app"] = factory  # the app the servers run (SERVER_CHILD), by this name
     return out
 
 
@@ -1797,7 +1799,7 @@ def markdown(r: dict) -> str:
     if src.get("commit"):
         changes = " with uncommitted changes to `src`" if src.get("src_modified") else ""
         measured = [
-            f"Code measured: commit `{src['commit'][:12]}`{changes}; the gateway is built by "
+            f"Code measured: commit `{src['commit'][:12]}`{changes}; the gateway is "
             f"`{src['create_app']}`.",
             "",
         ]
@@ -1811,8 +1813,9 @@ def markdown(r: dict) -> str:
         "## Method",
         "",
         "The SageMaker emulator answers at zero model latency (20-token answers; 2,000 for throughput).",
-        "The emulator, the gateway (the app `create_app` builds, run by uvicorn with `llm-gateway",
-        "serve`'s options; metrics and logs on, written to /dev/null), the bare floor",
+        "The emulator, the gateway (`llm_gateway.asgi:app`, what the Lambda Web Adapter runs, by",
+        "uvicorn with `llm-gateway serve`'s options; metrics and logs on, written to /dev/null),",
+        "the bare floor",
         "(`bench/bare_app.py`, run the same way: FastAPI + boto3 forwarding bodies, no validation,",
         "templates, metrics, deadlines or error mapping) and the client are separate processes.",
         f"Each of {r['rounds']} rounds (after 20 warm-up rounds) makes one direct boto3, one gateway",
