@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from llm_gateway.backends.values import as_int, as_number, as_str
 from llm_gateway.core.events import (
     ChatChoice,
     ChatChunk,
@@ -22,20 +23,6 @@ from llm_gateway.core.events import (
     ToolCallDelta,
     TopLogprob,
 )
-
-
-def _int(value: Any) -> int | None:
-    return value if isinstance(value, int) and not isinstance(value, bool) else None
-
-
-def _str(value: Any) -> str | None:
-    return value if isinstance(value, str) else None
-
-
-def _number(value: Any) -> float | None:
-    if isinstance(value, float | int) and not isinstance(value, bool):
-        return value
-    return None
 
 
 def _bytes(value: Any) -> tuple[int, ...] | None:
@@ -47,14 +34,14 @@ def usage(obj: Any) -> TokenUsage | None:
     count is marked, not guessed)."""
     if not isinstance(obj, dict):
         return None
-    prompt = _int(obj.get("prompt_tokens"))
+    prompt = as_int(obj.get("prompt_tokens"))
     if prompt is None:
         return None
-    completion = _int(obj.get("completion_tokens"))
+    completion = as_int(obj.get("completion_tokens"))
     return TokenUsage(
         prompt,
         completion or 0,
-        reported_total=_int(obj.get("total_tokens")),
+        reported_total=as_int(obj.get("total_tokens")),
         completion_counted=completion is not None,
     )
 
@@ -64,11 +51,11 @@ def _tool_call(obj: dict[str, Any]) -> ToolCallDelta:
     if not isinstance(function, dict):
         function = {}
     return ToolCallDelta(
-        _int(obj.get("index")) or 0,
-        _str(obj.get("id")),
-        _str(obj.get("type")),
-        _str(function.get("name")),
-        _str(function.get("arguments")),
+        as_int(obj.get("index")) or 0,
+        as_str(obj.get("id")),
+        as_str(obj.get("type")),
+        as_str(function.get("name")),
+        as_str(function.get("arguments")),
     )
 
 
@@ -76,10 +63,10 @@ def _logprob(obj: dict[str, Any]) -> ChatLogprob:
     top = obj.get("top_logprobs")
     return ChatLogprob(
         str(obj.get("token", "")),
-        _number(obj.get("logprob")),
+        as_number(obj.get("logprob")),
         _bytes(obj.get("bytes")),
         tuple(
-            TopLogprob(str(t.get("token", "")), _number(t.get("logprob")), _bytes(t.get("bytes")))
+            TopLogprob(str(t.get("token", "")), as_number(t.get("logprob")), _bytes(t.get("bytes")))
             for t in top
             if isinstance(t, dict)
         )

@@ -16,21 +16,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from llm_gateway.backends.values import as_int, as_number, as_str
 from llm_gateway.core.events import BestOfSequence, Details, PrefillToken, Token
-
-
-def _int(value: Any) -> int | None:
-    return value if isinstance(value, int) and not isinstance(value, bool) else None
-
-
-def _str(value: Any) -> str | None:
-    return value if isinstance(value, str) else None
-
-
-def _logprob(value: Any) -> float | None:
-    if isinstance(value, float | int) and not isinstance(value, bool):
-        return value
-    return None
 
 
 def token(obj: dict[str, Any]) -> Token:
@@ -55,7 +42,9 @@ def _prefill(items: Any) -> tuple[PrefillToken, ...]:
     if not isinstance(items, list):
         return ()
     return tuple(
-        PrefillToken(_int(t.get("id")) or 0, _str(t.get("text")) or "", _logprob(t.get("logprob")))
+        PrefillToken(
+            as_int(t.get("id")) or 0, as_str(t.get("text")) or "", as_number(t.get("logprob"))
+        )
         for t in items
         if isinstance(t, dict)
     )
@@ -67,10 +56,10 @@ def _top_tokens(rows: Any) -> tuple[tuple[Token, ...], ...]:
 
 def _sequence(obj: dict[str, Any]) -> BestOfSequence:
     return BestOfSequence(
-        _str(obj.get("generated_text")),
-        _str(obj.get("finish_reason")),
-        _int(obj.get("generated_tokens")),
-        _int(obj.get("seed")),
+        as_str(obj.get("generated_text")),
+        as_str(obj.get("finish_reason")),
+        as_int(obj.get("generated_tokens")),
+        as_int(obj.get("seed")),
         _prefill(obj.get("prefill")),
         tokens(obj.get("tokens")),
         _top_tokens(obj.get("top_tokens")),
@@ -83,10 +72,10 @@ def details(obj: Any) -> Details | None:
         return None
     best_of = obj.get("best_of_sequences")
     return Details(
-        _str(obj.get("finish_reason")),
-        _int(obj.get("generated_tokens")),
-        _int(obj.get("seed")),
-        _int(obj.get("input_length")),
+        as_str(obj.get("finish_reason")),
+        as_int(obj.get("generated_tokens")),
+        as_int(obj.get("seed")),
+        as_int(obj.get("input_length")),
         _prefill(obj.get("prefill")),
         tokens(obj.get("tokens")),
         _top_tokens(obj.get("top_tokens")),
