@@ -3,7 +3,6 @@ mode (never moto's in-process mock), as the gateway talks to DynamoDB on AWS."""
 
 from __future__ import annotations
 
-import asyncio
 import copy
 import socket
 import threading
@@ -529,36 +528,6 @@ def test_round_trips_per_request(store_url, table):
     res = b.reserve("acme", "r1", 100, stream=False)
     b.settle(res, input_tokens=10, generated_tokens=10, failed_before_generating=False)
     assert calls == {"UpdateItem": 2, "TransactWriteItems": 1}
-
-
-def test_async_wrappers_and_cancellation_refunds(store_url, table):
-    b, _ = budgets(store_url, table, default={"tokens_per_minute": 1000})
-    in_flight = threading.Event()
-    cancelled = threading.Event()
-
-    def hold_the_reservation(**_: Any) -> None:
-        if threading.current_thread() is not threading.main_thread() and not cancelled.is_set():
-            in_flight.set()
-            cancelled.wait(5)  # the write goes out only once its caller has given up
-
-    async def scenario() -> None:
-        res = await b.areserve("acme", "r1", 100, stream=False)
-        await b.asettle(res, input_tokens=1, generated_tokens=1, failed_before_generating=False)
-        b.client.meta.events.register("before-send.dynamodb.UpdateItem", hold_the_reservation)
-        task = asyncio.ensure_future(b.areserve("acme", "r2", 500, stream=False))
-        await asyncio.to_thread(in_flight.wait, 5)  # the reservation is on its way
-        task.cancel()
-        with pytest.raises(asyncio.CancelledError):
-            await task
-        cancelled.set()
-
-    asyncio.run(scenario())
-    deadline = time.monotonic() + 5
-    while b.counters["RefundedTokens"] < 500 and time.monotonic() < deadline:
-        time.sleep(0.05)
-    assert b.counters["ReservedTokens"] == 600  # the orphan's 500 were charged…
-    assert b.counters["RefundedTokens"] == 500 + 98  # …and came back (98: r1's unused part)
-    assert used(store_url, table, "acme", TPM) == 2
 
 
 def test_config_is_strict():

@@ -19,14 +19,13 @@ Both methods block (boto3 does): the generation service calls them on its worker
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import threading
 import time
 import uuid
 from collections import Counter
 from collections.abc import Callable, Sequence
-from concurrent.futures import Executor, Future, ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
@@ -88,7 +87,7 @@ class Budgets:
         self._lock = threading.Lock()
         self._overrides: dict[Subject, tuple[BudgetLimits | None, float]] = {}
         self._refreshing: set[Subject] = set()  # overrides being read in the background
-        self._executor: Executor | None = None
+        self._refresher: ThreadPoolExecutor | None = None  # background limit refreshes
         self._writes: ThreadPoolExecutor | None = None
         self._leases: dict[str, Subject] = {}  # live stream leases, renewed by the keeper
         self._keeper: threading.Thread | None = None
@@ -117,7 +116,7 @@ class Budgets:
         if unknown:
             self._read_overrides(unknown)
         if stale:
-            self._pool(None).submit(self._read_overrides, stale)
+            self._background().submit(self._read_overrides, stale)
         with self._lock:
             cached = [self._overrides[s][0] for s in subjects]
         return [
@@ -244,7 +243,7 @@ class Budgets:
 
         if len(writes) <= 1:
             return [run(w) for w in writes]
-        with self._lock:  # its own pool: a reservation running on ``_pool`` may wait for it
+        with self._lock:  # its own pool: the reservation itself may run on a pool thread
             if self._writes is None:
                 self._writes = ThreadPoolExecutor(32, thread_name_prefix="budget-writes")
             pool = self._writes
@@ -590,65 +589,6 @@ class Budgets:
             return self._transact(kept, left)
         raise RuntimeError(f"budget reconcile cancelled: {reasons}")
 
-    # ------------------------------------------------------------------ async ------------
-
-    async def areserve(
-        self,
-        key_id: str,
-        request_id: str,
-        tokens: int,
-        *,
-        stream: bool,
-        executor: Executor | None = None,
-    ) -> Reservation:
-        """:meth:`reserve` in ``executor`` (default: a small pool of this object's).
-
-        If the awaiting task is cancelled, a reservation that still completes is refunded in
-        full, so nothing leaks.
-        """
-        future = self._pool(executor).submit(
-            self.reserve, key_id, request_id, tokens, stream=stream
-        )
-        try:
-            return await asyncio.wrap_future(future)
-        except asyncio.CancelledError:
-            future.add_done_callback(self._refund_orphan)
-            raise
-
-    def _refund_orphan(self, future: Future[Reservation]) -> None:
-        if future.cancelled() or future.exception() is not None:
-            return
-        self.settle(
-            future.result(), input_tokens=None, generated_tokens=None, failed_before_generating=True
-        )
-
-    async def asettle(
-        self,
-        reservation: Reservation,
-        *,
-        input_tokens: int | None,
-        generated_tokens: int | None,
-        failed_before_generating: bool,
-        executor: Executor | None = None,
-    ) -> None:
-        """:meth:`settle` in ``executor``. Never raises."""
-        future = self._pool(executor).submit(
-            self.settle,
-            reservation,
-            input_tokens=input_tokens,
-            generated_tokens=generated_tokens,
-            failed_before_generating=failed_before_generating,
-        )
-        await asyncio.wrap_future(future)
-
-    def _pool(self, executor: Executor | None) -> Executor:
-        if executor is not None:
-            return executor
-        with self._lock:
-            if self._executor is None:
-                self._executor = ThreadPoolExecutor(32, thread_name_prefix="budgets")
-            return self._executor
-
     # ------------------------------------------------------------------ reporting --------
 
     def _count(self, name: str, value: int, subject: Subject) -> None:
@@ -669,3 +609,9 @@ class Budgets:
             self.config.on_store_error,
             exc,
         )
+
+    def _background(self) -> ThreadPoolExecutor:
+        with self._lock:
+            if self._refresher is None:
+                self._refresher = ThreadPoolExecutor(4, thread_name_prefix="budget-limits")
+            return self._refresher
