@@ -217,6 +217,11 @@ class TokenUsage:
             return self.reported_total
         return self.prompt_tokens + self.completion_tokens
 
+    def completion_or(self, seen: int) -> int:
+        """The completion's tokens as the upstream counted them, else ``seen`` (what the
+        reader counted itself) when the upstream counted only the prompt."""
+        return self.completion_tokens if self.completion_counted else seen
+
     def __add__(self, other: TokenUsage) -> TokenUsage:
         """The usage of an answer with several choices (or prompts)."""
         return TokenUsage(

@@ -104,8 +104,8 @@ def stream_usage(tally: Tally, fallback_input: int) -> Usage:
     if details is not None:
         generated, prompt = details.generated_tokens, details.input_length
     if usage is not None:
-        if generated is None and usage.completion_counted:
-            generated = usage.completion_tokens
+        if generated is None:
+            generated = usage.completion_or(tally.tokens)
         prompt = usage.prompt_tokens if prompt is None else prompt
     return Usage(
         input_tokens=prompt if prompt is not None else fallback_input,

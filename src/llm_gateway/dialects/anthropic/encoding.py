@@ -282,6 +282,5 @@ class MessageEncoder(EncoderBase):
         usage = self._chat_usage
         if usage is not None:
             self.input_tokens, self.estimated = usage.prompt_tokens, False
-            if usage.completion_counted:
-                self.output_tokens = usage.completion_tokens
+            self.output_tokens = usage.completion_or(self.output_tokens)
         return out + self._finish(self._reason)

@@ -259,7 +259,7 @@ class ResponseEncoder(EncoderBase):
         usage = self._chat_usage
         if usage is not None:
             prompt, estimated = usage.prompt_tokens, False
-            generated = usage.completion_tokens if usage.completion_counted else self.generated
+            generated = usage.completion_or(self.generated)
         else:
             (prompt, estimated), generated = self.prompt_tokens(None), self.generated
         return out + self._finish(self._reason, prompt, generated, estimated)
