@@ -16,6 +16,9 @@ from llm_gateway.http.context import ALIAS
 # Names TGI's own clients send for "the model behind this URL": TGI serves its one model
 # whatever the name (huggingface_hub and LangChain's ChatHuggingFace send "dummy").
 PLACEHOLDER_NAMES = frozenset({"", "tgi", "dummy"})
+# Where the OpenAI-shaped and Anthropic routes live: the usual ``/v1`` and, per model, under
+# ``/models/{name}`` (the path names the model, as TGI's per-model routes do).
+V1_BASES = ("/v1", "/models/{name}/v1")
 
 
 def answered_as(model: ModelConfig) -> str:

@@ -25,7 +25,7 @@ from llm_gateway.dialects.anthropic import mapping
 from llm_gateway.dialects.anthropic.encoding import MessageEncoder
 from llm_gateway.dialects.anthropic.errors import error_body, rate_limit_headers
 from llm_gateway.dialects.anthropic.schemas import CountTokensRequest, MessagesRequest
-from llm_gateway.dialects.context import GatewayContext, answered_as
+from llm_gateway.dialects.context import V1_BASES, GatewayContext, answered_as
 from llm_gateway.http.dialect import DialectBase, Endpoint
 from llm_gateway.http.replies import Accounting, JSONReply, Reply, StreamReply, drain
 from llm_gateway.http.state import request_state
@@ -158,7 +158,7 @@ class AnthropicDialect(DialectBase):
 
     def endpoints(self) -> Sequence[Endpoint]:
         routes: list[Endpoint] = []
-        for base in ("/v1", "/models/{name}/v1"):
+        for base in V1_BASES:
             routes += [
                 Endpoint(
                     "POST",

@@ -21,7 +21,7 @@ from starlette.requests import Request
 from llm_gateway.config.schema import ModelConfig
 from llm_gateway.core.decoding import decode, loads
 from llm_gateway.core.errors import GatewayError
-from llm_gateway.dialects.context import GatewayContext
+from llm_gateway.dialects.context import V1_BASES, GatewayContext
 from llm_gateway.dialects.openai import passthrough
 from llm_gateway.dialects.openai.completion import Generation
 from llm_gateway.dialects.openai.errors import error_body
@@ -145,7 +145,7 @@ class OpenAIDialect(DialectBase):
 
     def endpoints(self) -> Sequence[Endpoint]:
         routes: list[Endpoint] = []
-        for base in ("/v1", "/models/{name}/v1"):
+        for base in V1_BASES:
             routes += [
                 Endpoint(
                     "POST",

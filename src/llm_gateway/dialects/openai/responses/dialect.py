@@ -22,7 +22,7 @@ from llm_gateway.config.schema import ModelConfig
 from llm_gateway.core.errors import ErrorKind, GatewayError
 from llm_gateway.core.streaming import TokenStream
 from llm_gateway.core.tokenizer import estimate_tokens
-from llm_gateway.dialects.context import GatewayContext, answered_as
+from llm_gateway.dialects.context import V1_BASES, GatewayContext, answered_as
 from llm_gateway.dialects.openai.completion import Generation
 from llm_gateway.dialects.openai.encoding import PromptTokens
 from llm_gateway.dialects.openai.responses.encoding import ResponseEncoder
@@ -159,7 +159,7 @@ class ResponsesDialect(DialectBase):
                 "Create a model response (OpenAI Responses API, stateless)",
                 ResponsesRequest,
             )
-            for base in ("/v1", "/models/{name}/v1")
+            for base in V1_BASES
         ]
         stored = [
             Endpoint(method, path, self.stored, "Stored responses: 404 (nothing is stored)")
