@@ -4,9 +4,12 @@ shape, before any upstream call."""
 
 from __future__ import annotations
 
+import json
 import time
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from llm_gateway.core.decoding import loads
 from llm_gateway.core.errors import GatewayError
@@ -128,3 +131,65 @@ def test_deep_bodies_are_400_in_both_dialects(client):
     )
     assert r.status_code == 400
     assert "recursion limit exceeded" in r.json()["error"]["message"]
+
+
+# Parsed JSON as pairs, so an object can repeat a key: strings lean on colons, quotes and
+# backslashes (what the duplicate check counts and what escapes hide).
+_text = st.text(alphabet=st.sampled_from(["a", "b", ":", '"', "\\", " ", "é", "\x00"]), max_size=6)
+_json_values = st.recursive(
+    st.none() | st.booleans() | st.integers() | _text,
+    lambda inner: (
+        st.lists(inner, max_size=4).map(lambda v: ("list", v))
+        | st.lists(st.tuples(_text, inner), max_size=4).map(lambda v: ("object", v))
+    ),
+    max_leaves=12,
+)
+
+
+def _write(value, draw_escape) -> str:
+    """JSON text of ``value``, colons in strings written plainly or as ``\\u003a``/``\\u003A``
+    and spaces around separators as ``draw_escape`` decides."""
+    if isinstance(value, tuple):
+        kind, items = value
+        if kind == "list":
+            return "[" + ",".join(_write(v, draw_escape) for v in items) + "]"
+        sep = " : " if draw_escape() else ":"
+        return (
+            "{"
+            + ", ".join(_write(k, draw_escape) + sep + _write(v, draw_escape) for k, v in items)
+            + "}"
+        )
+    if isinstance(value, str):
+        text = json.dumps(value, ensure_ascii=draw_escape())
+        return (
+            text.replace(":", "\\u003a" if draw_escape() else "\\u003A") if draw_escape() else text
+        )
+    return json.dumps(value)
+
+
+def _repeats_reference(text: str) -> bool:
+    """The stdlib parser, keys in order: does any object repeat a key?"""
+    found = False
+
+    def pairs(items):
+        nonlocal found
+        found = found or len({k for k, _ in items}) != len(items)
+        return dict(items)
+
+    json.loads(text, object_pairs_hook=pairs)
+    return found
+
+
+@settings(max_examples=600, deadline=None)
+@given(value=_json_values, choices=st.randoms(use_true_random=False))
+def test_repeated_keys_are_found_exactly_as_a_full_parse_finds_them(value, choices):
+    text = _write(value, lambda: choices.random() < 0.5)
+    repeated = _repeats_reference(text)
+    try:
+        parsed = loads(text.encode())
+    except GatewayError as error:
+        assert repeated, (text, error.message)
+        assert error.status == 422 and "duplicate field" in error.message, error.message
+    else:
+        assert not repeated, text
+        assert parsed == json.loads(text)

@@ -48,24 +48,55 @@ def _no_duplicates(pairs: list[tuple[str, Any]]) -> None:
     return None  # the values are orjson's: this pass only looks for repeated keys
 
 
-def _too_deep(data: Any) -> bool:
-    """Whether any array or object sits at nesting level ``MAX_DEPTH`` or deeper."""
+# A colon written as an escape in a string: the one way a parsed string holds a colon that
+# the body's bytes do not.
+_ESCAPED_COLON = re.compile(rb"\\u003[aA]")
+
+
+def _shape(data: Any) -> tuple[int, int, int]:
+    """``(keys, colons, depth)`` of parsed JSON: how many keys its objects hold, how many
+    colons its strings (keys and values) hold, and how deep its arrays and objects nest."""
+    keys = colons = deepest = 0
     pending: list[tuple[Any, int]] = [(data, 1)]
     while pending:
         value, depth = pending.pop()
-        if depth >= MAX_DEPTH:
-            return True
-        for child in value.values() if isinstance(value, dict) else value:
-            if isinstance(child, dict | list):
+        if depth > deepest:
+            deepest = depth
+        if type(value) is dict:  # orjson makes exactly dict, list and str
+            keys += len(value)
+            colons += "".join(value).count(":")
+            value = value.values()
+        for child in value:
+            kind = type(child)
+            if kind is str:
+                colons += child.count(":")
+            elif kind is dict or kind is list:
                 pending.append((child, depth + 1))
+    return keys, colons, deepest
+
+
+def _repeats_a_key(body: bytes, keys: int, colons: int) -> bool:
+    """Whether an object in ``body`` repeats a key (parsing kept only the last value).
+
+    Each key in a body is followed by one colon and every other colon lies in a string, so the
+    body's colons minus its strings' colons count the keys as written; a repeated key makes
+    that more than the parsed objects hold. Only a body that writes a colon as an escape
+    (``\\u003a``: a colon in the parsed string, not in the bytes) is parsed again, keys in
+    order, to look."""
+    if _ESCAPED_COLON.search(body) is None:
+        return body.count(b":") - colons != keys
+    try:
+        json.loads(body, object_pairs_hook=_no_duplicates)
+    except _Duplicate:
+        return True
     return False
 
 
 def loads(body: bytes) -> Any:
     """Parse a JSON body as strictly as TGI's serde_json: invalid JSON or UTF-8 and nesting at
     its recursion limit are TGI's 400; a key repeated in one object is the 422 serde gives for
-    a repeated field. Both extra checks are linear and cheap; the one that finds the place
-    runs only on a refusal.
+    a repeated field. Both extra checks come from one walk of the parsed value (no second
+    parse); the one that finds the place runs only on a refusal.
 
     >>> loads(b'{"inputs": "a", "inputs": "b"}')
     Traceback (most recent call last):
@@ -80,14 +111,8 @@ def loads(body: bytes) -> Any:
         raise request_error(f"{PARSE_PREFIX}{exc}", status=400) from None
     if not isinstance(data, dict | list):
         return data
-    deep = body.count(b"[") + body.count(b"{") >= MAX_DEPTH and _too_deep(data)
-    duplicated = False
-    if not deep and body.count(b'"') > 4:  # two keys or more
-        try:
-            json.loads(body, object_pairs_hook=_no_duplicates)
-        except _Duplicate:
-            duplicated = True
-    if deep or duplicated:
+    keys, colons, depth = _shape(data)
+    if depth >= MAX_DEPTH or _repeats_a_key(body, keys, colons):
         raise _refusal(body.decode())
     return data
 
