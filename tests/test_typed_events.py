@@ -12,10 +12,11 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from llm_gateway.backends.chunks import chat_chunk
-from llm_gateway.backends.tgi.generate import parse_generate_response
+from llm_gateway.backends.tgi.generate import TGIGenerate, parse_generate_response
 from llm_gateway.backends.tgi.stream import TGIStreamDecoder
-from llm_gateway.core.events import Details, TokenEvent, TokenUsage
+from llm_gateway.core.events import Details, Finish, TokenEvent, TokenUsage
 from llm_gateway.core.generation import GenerationResult
+from llm_gateway.core.parameters import GenerateParameters
 from llm_gateway.dialects.openai.passthrough import ChatChunkEncoder
 from llm_gateway.dialects.tgi.encoding import TGIStreamEncoder, generate_body
 from llm_gateway.http.sse import wire
@@ -117,6 +118,28 @@ def test_buffered_details_re_encode_to_the_upstreams_bytes(text: str, sent: dict
     assert isinstance(generated.details, Details)
     result = GenerationResult(generated.text, generated.details, upstream_seconds=0.0)
     assert orjson.dumps(generate_body(result, details=True)) == orjson.dumps(upstream)
+
+
+@settings(max_examples=200, deadline=None)
+@given(texts, details(), st.booleans(), st.booleans())
+def test_details_the_client_did_not_ask_for_keep_their_counts_only(
+    text: str, sent: dict[str, Any], details_asked: bool, prefill_asked: bool
+) -> None:
+    """The gateway always asks TGI for details (usage and budgets need the counts); the token
+    lists are read only when the client asked for details or the prompt's tokens."""
+    raw = orjson.dumps([{"generated_text": text, "details": sent}])
+    asked = GenerateParameters(details=details_asked, decoder_input_details=prefill_asked)
+    parsed = TGIGenerate().parse_generated(raw, asked).details
+    full = parse_generate_response(raw).details
+    assert parsed is not None and full is not None
+    assert Finish.of(parsed) == Finish.of(full) and parsed.seed == full.seed
+    assert parsed.best_of_tokens == full.best_of_tokens
+    if details_asked or prefill_asked:
+        assert parsed == full
+    else:
+        assert parsed.tokens == parsed.prefill == parsed.top_tokens == ()
+        assert all(s.tokens == () for s in parsed.best_of_sequences or ())
+        assert len(parsed.best_of_sequences or ()) == len(full.best_of_sequences or ())
 
 
 def test_lmi_tokens_are_read_in_tgi_terms_and_written_in_tgi_shape() -> None:

@@ -25,8 +25,9 @@ from llm_gateway.core.parameters import GenerateParameters
 from llm_gateway.core.ports import Capabilities, Generated
 
 
-def parse_generate_response(raw: bytes) -> Generated:
-    """TGI's compat answer is ``[{"generated_text", "details"?}]``; an object is accepted too."""
+def parse_generate_response(raw: bytes, *, token_lists: bool = True) -> Generated:
+    """TGI's compat answer is ``[{"generated_text", "details"?}]``; an object is accepted too.
+    ``token_lists`` false: of the details, only the counts are read (:func:`read_details`)."""
     try:
         data = orjson.loads(raw)
     except orjson.JSONDecodeError:
@@ -35,7 +36,8 @@ def parse_generate_response(raw: bytes) -> Generated:
         data = data[0]
     if not isinstance(data, dict) or not isinstance(data.get("generated_text"), str):
         raise upstream_error("The model endpoint returned an unexpected body (no generated_text)")
-    return Generated(data["generated_text"], read_details(data.get("details")))
+    details = read_details(data.get("details"), token_lists=token_lists)
+    return Generated(data["generated_text"], details)
 
 
 class TGIGenerate:
@@ -62,7 +64,10 @@ class TGIGenerate:
     def parse_generated(
         self, raw: bytes, parameters: GenerateParameters | None = None
     ) -> Generated:
-        return parse_generate_response(raw)
+        # Details are always asked of TGI for their counts; their token lists are read only
+        # when the client asked for details (or the prompt's tokens).
+        wanted = parameters is None or bool(parameters.details or parameters.decoder_input_details)
+        return parse_generate_response(raw, token_lists=wanted)
 
     def generate_decoder(self, parameters: GenerateParameters | None = None) -> EventDecoder:
         return TGIStreamDecoder()

@@ -54,32 +54,48 @@ def _top_tokens(rows: Any) -> tuple[tuple[Token, ...], ...]:
     return tuple(tokens(row) for row in rows) if isinstance(rows, list) else ()
 
 
-def _sequence(obj: dict[str, Any]) -> BestOfSequence:
+def _sequence(obj: dict[str, Any], token_lists: bool) -> BestOfSequence:
+    text, finish = as_str(obj.get("generated_text")), as_str(obj.get("finish_reason"))
+    generated, seed = as_int(obj.get("generated_tokens")), as_int(obj.get("seed"))
+    if not token_lists:
+        return BestOfSequence(text, finish, generated, seed)
     return BestOfSequence(
-        as_str(obj.get("generated_text")),
-        as_str(obj.get("finish_reason")),
-        as_int(obj.get("generated_tokens")),
-        as_int(obj.get("seed")),
+        text,
+        finish,
+        generated,
+        seed,
         _prefill(obj.get("prefill")),
         tokens(obj.get("tokens")),
         _top_tokens(obj.get("top_tokens")),
     )
 
 
-def details(obj: Any) -> Details | None:
-    """TGI's ``Details`` (buffered) or ``StreamDetails`` (a stream's last event)."""
+def details(obj: Any, *, token_lists: bool = True) -> Details | None:
+    """TGI's ``Details`` (buffered) or ``StreamDetails`` (a stream's last event).
+
+    ``token_lists`` false reads the counts alone (how it finished, the tokens generated, the
+    seed, the prompt's length, each ``best_of`` sequence's count): what usage and budgets
+    need of an answer whose client asked for no details. The token lists are most of such an
+    answer, and nothing would read them."""
     if not isinstance(obj, dict):
         return None
     best_of = obj.get("best_of_sequences")
+    sequences = (
+        tuple(_sequence(s, token_lists) for s in best_of if isinstance(s, dict))
+        if isinstance(best_of, list)
+        else None
+    )
+    finish, generated = as_str(obj.get("finish_reason")), as_int(obj.get("generated_tokens"))
+    seed, input_length = as_int(obj.get("seed")), as_int(obj.get("input_length"))
+    if not token_lists:
+        return Details(finish, generated, seed, input_length, best_of_sequences=sequences)
     return Details(
-        as_str(obj.get("finish_reason")),
-        as_int(obj.get("generated_tokens")),
-        as_int(obj.get("seed")),
-        as_int(obj.get("input_length")),
+        finish,
+        generated,
+        seed,
+        input_length,
         _prefill(obj.get("prefill")),
         tokens(obj.get("tokens")),
         _top_tokens(obj.get("top_tokens")),
-        tuple(_sequence(s) for s in best_of if isinstance(s, dict))
-        if isinstance(best_of, list)
-        else None,
+        sequences,
     )
