@@ -14,12 +14,14 @@ import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 
+import httpx
 import orjson
 import pytest
 
 from llm_gateway.backends.tgi.stream import TGIStreamDecoder
 from llm_gateway.core.events import TokenEvent
 from llm_gateway.core.streaming import Tally, TokenStream
+from llm_gateway.emulator import Emulator
 
 
 def tgi_stream(n: int) -> list[bytes]:
@@ -130,3 +132,24 @@ def test_a_held_last_word_waits_for_the_end_work_however_the_batches_fall() -> N
     assert [e.index for e in events] == list(range(1, n + 1))
     assert ended and last_at >= ended[0]
     assert tallied == n  # what settles the budget: every token the worker read
+
+
+def test_a_finished_stream_gives_its_connection_back_to_the_pool(
+    client: httpx.Client, emulator: Emulator
+) -> None:
+    """The relay closes a stream as soon as its last event is out, while the worker may still
+    be reading the end of the upstream body. That close must not abort the connection: the
+    worker reads the end and the connection goes back to the pool, so the calls that follow
+    reuse it (on AWS a new connection is a TLS handshake). Counted at the emulator by the
+    gateway's source ports; before, about one stream in three cost a new connection."""
+    body = {"inputs": "Hi", "parameters": {"max_new_tokens": 5}}
+    stats = emulator.stats_for("tgi3-endpoint")
+    assert client.post("/models/tgi3/generate", json=body).status_code == 200
+    before = set(stats.connections)
+    for _ in range(30):
+        with client.stream("POST", "/models/tgi3/generate_stream", json=body) as r:
+            assert r.status_code == 200
+            assert b'"generated_text":"' in r.read()
+        assert client.post("/models/tgi3/generate", json=body).status_code == 200
+    # a second connection, when a call starts before the worker has read the body's end
+    assert len(stats.connections - before) <= 2, len(stats.connections - before)

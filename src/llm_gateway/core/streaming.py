@@ -11,6 +11,7 @@ any time (client gone): the socket is shut down so the worker wakes up at once.
 from __future__ import annotations
 
 import asyncio
+import itertools
 import logging
 import threading
 import time
@@ -48,6 +49,7 @@ class _End:
 
 END = _End()
 TIMEOUT = None  # returned by TokenStream.next() when nothing arrived within the timeout
+DRAIN_CHUNKS = 4  # read after an answer's last event, waiting for the end of its body
 
 Item = StreamEvent | GatewayError | _End
 # What opening an upstream stream gives: its bytes and the decoder for its protocol.
@@ -135,6 +137,9 @@ class TokenStream:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._body: UpstreamBody | None = None
         self._closed = False
+        # The upstream's last event has been read: only the end of its body is left, which the
+        # worker reads so the connection goes back to the pool (closing must not abort it).
+        self._answered = False
         self.started_at = time.perf_counter()
         self.first_token_at: float | None = None
         self.finished_at: float | None = None
@@ -196,6 +201,8 @@ class TokenStream:
                 if self._closed:
                     return
                 events = decoder.feed(chunk)
+                if decoder.finished:  # set before the loop can see the last event and close
+                    self._answered = True
                 if events:
                     tally.add(events)
                     self._post(list(events))
@@ -233,13 +240,14 @@ class TokenStream:
                 TokenStream.active -= 1
 
     def _drain_and_close(self, body: UpstreamBody, finished: bool) -> None:
-        # After the last token TGI ends the body at once; reading it to the end lets the
-        # connection go back to the pool. Anything else (error, client gone) aborts it.
-        if finished and not self._closed:
+        # After its last event an upstream ends the body at once: reading that end returns the
+        # connection to the pool, so the next call needs no new connection (on AWS, a TLS
+        # handshake). A few chunks at most: a body that goes on is cut off. Anything else
+        # (an error, a client gone before the answer) aborts the connection.
+        if finished:
             try:
-                for _ in body:
-                    if self._closed:
-                        break
+                for _ in itertools.islice(body, DRAIN_CHUNKS):
+                    pass
             except Exception:
                 pass
         body.close()
@@ -334,13 +342,14 @@ class TokenStream:
             await self._wait(left)
 
     def close(self) -> None:
-        """Stop reading and abort the upstream connection (idempotent, any thread)."""
+        """Stop reading and abort the upstream connection (idempotent, any thread); once the
+        answer is complete the worker reads the body's end instead, keeping the connection."""
         if self._closed:
             return
         self._closed = True
         self.closed_event.set()
         body = self._body
-        if body is not None:
+        if body is not None and not self._answered:
             try:
                 body.close()
             except Exception:

@@ -86,6 +86,9 @@ class EndpointStats:
     streams_completed: int = 0
     streams_aborted: int = 0  # the caller closed the connection before the stream ended
     recent: deque[dict[str, Any]] = field(default_factory=lambda: deque(maxlen=50))
+    # The callers' connections (address and port) the requests came over: a caller that
+    # keeps its connections (a pool) adds one per connection, not one per request.
+    connections: set[tuple[str, int]] = field(default_factory=set)
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -93,6 +96,7 @@ class EndpointStats:
             "streams_started": self.streams_started,
             "streams_completed": self.streams_completed,
             "streams_aborted": self.streams_aborted,
+            "connections": len(self.connections),
             "recent": list(self.recent),
         }
 
@@ -197,6 +201,8 @@ class Emulator:
         """Stats for the admin API: the request and what identified it."""
         stats = self.stats_for(name)
         stats.requests += 1
+        if request.client is not None:
+            stats.connections.add((request.client.host, request.client.port))
         stats.recent.append(
             {
                 "streaming": streaming,
