@@ -48,10 +48,6 @@ def _no_duplicates(pairs: list[tuple[str, Any]]) -> None:
     return None  # the values are orjson's: this pass only looks for repeated keys
 
 
-# A colon written as an escape in a string: the one way a parsed string holds a colon that
-# the body's bytes do not.
-_ESCAPED_COLON = re.compile(rb"\\u003[aA]")
-
 
 def _shape(data: Any) -> tuple[int, int, int]:
     """``(keys, colons, depth)`` of parsed JSON: how many keys its objects hold, how many
@@ -83,7 +79,7 @@ def _repeats_a_key(body: bytes, keys: int, colons: int) -> bool:
     that more than the parsed objects hold. Only a body that writes a colon as an escape
     (``\\u003a``: a colon in the parsed string, not in the bytes) is parsed again, keys in
     order, to look."""
-    if _ESCAPED_COLON.search(body) is None:
+    if b"\\u003a" not in body and b"\\u003A" not in body:
         return body.count(b":") - colons != keys
     try:
         json.loads(body, object_pairs_hook=_no_duplicates)

@@ -25,13 +25,17 @@ from llm_gateway.core.errors import ErrorKind, GatewayError, deadline_error, str
 from llm_gateway.core.events import Details
 from llm_gateway.core.failover import Attempts, Failover
 from llm_gateway.core.parameters import GenerateParameters
-from llm_gateway.core.ports import Backend, Channel, ModelTarget
+from llm_gateway.core.ports import Backend, Channel, Generated, ModelTarget
 from llm_gateway.core.streaming import Opened, Tally, TokenStream
 from llm_gateway.core.tokenizer import TokenCounter, estimate_tokens
 from llm_gateway.core.validation import check_token_budget, validate
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
+NO_FAILOVER = Failover()  # a model without a wake or fallback policy
+# What a buffered call's attempts watch for the client leaving: nothing closes it (a stream's
+# attempts watch the stream's own event).
+NEVER_CLOSED = threading.Event()
 
 
 @dataclass(frozen=True, slots=True)
@@ -111,6 +115,23 @@ def stream_usage(tally: Tally, fallback_input: int) -> Usage:
         input_tokens=prompt if prompt is not None else fallback_input,
         generated_tokens=(generated if generated is not None else tally.tokens)
         + (details.best_of_tokens if details is not None else 0),
+        generated_anything=True,
+    )
+
+
+def buffered_usage(request: PreparedRequest, generated: Generated | None, answered: bool) -> Usage:
+    """What a buffered generation used: nothing when the model never answered; the
+    upstream's counts when its answer had them; unknown (the reservation stays charged) when
+    it answered without counts or ran out of time (the model may have generated it all)."""
+    if not answered:
+        return Usage(0, 0, generated_anything=False)
+    details = generated.details if generated is not None else None
+    if details is None or details.generated_tokens is None:
+        return Usage(None, None, generated_anything=True)
+    prompt = details.input_length
+    return Usage(
+        prompt if prompt is not None else request.prompt_tokens,
+        details.generated_tokens + details.best_of_tokens,
         generated_anything=True,
     )
 
@@ -210,7 +231,7 @@ class GenerationService:
         *,
         chat: bool = False,
     ) -> Attempts[Any]:
-        policy = self.failovers.get(model.name, Failover())
+        policy = self.failovers.get(model.name, NO_FAILOVER)
         if chat:  # a chat request can only fall back to models that take chat requests
             usable = tuple(
                 n for n in policy.fallbacks if self.upstreams[n].backend.capabilities.chat
@@ -224,7 +245,7 @@ class GenerationService:
                 else None,
                 usable,
             )
-        closed = stream.closed_event if stream is not None else threading.Event()
+        closed = stream.closed_event if stream is not None else NEVER_CLOSED
         caller = CURRENT_CALLER.get()  # captured here: the attempts run on a worker thread
 
         def warming() -> None:
@@ -367,8 +388,9 @@ class GenerationService:
         def call(name: str) -> bytes:
             return upstreams[name].channel.invoke(self._for_model(request, name).body, deadline)
 
-        def run() -> tuple[Any, Any, float]:  # on the worker thread
-            usage = Usage(0, 0, generated_anything=False)
+        def run() -> tuple[Any, Generated, float]:  # on the worker thread
+            generated: Generated | None = None
+            answered = False  # the model may have generated (it answered, or timed out)
             try:
                 if budget is not None:
                     budget.reserve(request.budget_tokens, stream=False)  # refused: no call
@@ -376,26 +398,17 @@ class GenerationService:
                 try:
                     outcome = attempts.run()
                 except GatewayError as exc:
-                    if exc.kind == ErrorKind.TIMEOUT:  # the model may have generated it all
-                        usage = Usage(None, None, generated_anything=True)
+                    answered = exc.kind == ErrorKind.TIMEOUT
                     raise
-                usage = Usage(None, None, generated_anything=True)  # answered; counts next
-                parsed = upstreams[outcome.served_by].backend.parse_generated(
+                answered = True
+                generated = upstreams[outcome.served_by].backend.parse_generated(
                     outcome.value, request.parameters
                 )
-                details = parsed.details
-                if details is not None and details.generated_tokens is not None:
-                    prompt = details.input_length
-                    usage = Usage(
-                        prompt if prompt is not None else request.prompt_tokens,
-                        details.generated_tokens + details.best_of_tokens,
-                        generated_anything=True,
-                    )
-                return outcome, parsed, time.perf_counter() - started
+                return outcome, generated, time.perf_counter() - started
             finally:
                 in_flight.release()
                 if budget is not None:
-                    budget.settle(usage)
+                    budget.settle(buffered_usage(request, generated, answered))
 
         try:
             attempts = self._attempts(request.model, call, deadline)

@@ -34,12 +34,18 @@ def tracer() -> Any:
     return _tracer
 
 
-@contextlib.contextmanager
-def upstream_span(name: str, model: str) -> Iterator[None]:
+_OFF = contextlib.nullcontext()  # reusable: what every span is while tracing is off
+
+
+def upstream_span(name: str, model: str) -> contextlib.AbstractContextManager[Any]:
     active = tracer()
     if active is None:
-        yield
-        return
+        return _OFF
+    return _span(active, name, model)
+
+
+@contextlib.contextmanager
+def _span(active: Any, name: str, model: str) -> Iterator[None]:
     with active.provider.in_subsegment(f"## {name}") as subsegment:
         subsegment.put_annotation(key="model", value=model)
         yield
