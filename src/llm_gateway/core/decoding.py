@@ -48,7 +48,6 @@ def _no_duplicates(pairs: list[tuple[str, Any]]) -> None:
     return None  # the values are orjson's: this pass only looks for repeated keys
 
 
-
 def _shape(data: Any) -> tuple[int, int, int]:
     """``(keys, colons, depth)`` of parsed JSON: how many keys its objects hold, how many
     colons its strings (keys and values) hold, and how deep its arrays and objects nest."""

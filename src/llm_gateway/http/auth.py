@@ -112,12 +112,16 @@ class Authenticator:
     def required(self) -> bool:
         return bool(self.ids_by_key) or self.verifier is not None
 
+    def open(self, state: RequestState) -> None:
+        """No credentials are checked here; API Gateway may still have checked a key."""
+        if state.record.api_key_id:
+            state.record.principal = f"key:{state.record.api_key_id}"
+
     async def check(
         self, scope: Scope, headers: Headers, state: RequestState
     ) -> GatewayError | None:
-        if not self.required:  # open here; API Gateway may still have checked a key
-            if state.record.api_key_id:
-                state.record.principal = f"key:{state.record.api_key_id}"
+        if not self.required:
+            self.open(state)
             return None
         key, bearer = credentials(headers)
         if key is None and bearer is not None:

@@ -92,7 +92,10 @@ def key_matches(key: str | None, allowed: tuple[str, ...]) -> bool:
 def _expects_json_body(scope: Scope, headers: Headers) -> bool:
     if scope["method"] not in ("POST", "PUT", "PATCH"):
         return True
-    content_type = headers.get("content-type", "").split(";", 1)[0].strip().lower()
+    declared = headers.get("content-type", "")
+    if declared == "application/json":  # what nearly every client sends
+        return True
+    content_type = declared.split(";", 1)[0].strip().lower()
     return bool(_JSON_TYPE.match(content_type))
 
 
@@ -124,9 +127,9 @@ class RequestContext:
         async def send_with_headers(message: Message) -> None:
             if message["type"] == "http.response.start":
                 record.status = message["status"]
-                out = MutableHeaders(scope=message)
-                out["x-request-id"] = request_id
-                out["server-timing"] = timing.header()
+                out = MutableHeaders(scope=message)  # nothing inside sets these two
+                out.append("x-request-id", request_id)
+                out.append("server-timing", timing.header())
             await send(message)
 
         state = scope["state"]["gateway"]
@@ -159,7 +162,11 @@ class Guard:
             await self.app(scope, receive, send)
             return
         headers = Headers(scope=scope)
-        error = await self._authenticate(scope, headers) or self._reject(scope, headers)
+        if self.auth.required:
+            error = await self._authenticate(scope, headers) or self._reject(scope, headers)
+        else:  # open (API Gateway may still have checked a key): nothing to await
+            self.auth.open(scope["state"]["gateway"])
+            error = self._reject(scope, headers)
         if error is not None:
             await self.routing.render(scope, error)(scope, receive, send)
             return

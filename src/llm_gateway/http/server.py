@@ -91,13 +91,15 @@ def _route(dialect: Dialect, endpoint: Endpoint, stream_settings: StreamSettings
             CURRENT_CALLER.reset(token)
             if not isinstance(reply, StreamReply):  # a stream accounts for itself at its end
                 state.record.failover(caller.served_by, caller.warming, caller.warming_waited)
-        response.headers.update(caller.headers())
+        extra = caller.headers()
         if caller.served_by is not None and caller.served_by != state.record.model:
-            response.headers[SERVED_BY] = caller.served_by
+            extra[SERVED_BY] = caller.served_by
         elif aliased and state.record.model is not None:  # the answer names the alias
-            response.headers[SERVED_BY] = caller.served_by or state.record.model
+            extra[SERVED_BY] = caller.served_by or state.record.model
         if caller.dropped_params:  # fields the model's backend ignored (unsupported_params)
-            response.headers[DROPPED_PARAMS] = ",".join(caller.dropped_params)
+            extra[DROPPED_PARAMS] = ",".join(caller.dropped_params)
+        if extra:  # most answers have none: their headers are left as the reply made them
+            response.headers.update(extra)
         return response
 
     route.__name__ = f"{dialect.name}_{endpoint.handler.__name__}"
