@@ -78,6 +78,13 @@ def full_text_prefix(
     return parameters.model_copy(update={"return_full_text": False}), inputs
 
 
+def no_estimate() -> int:
+    """TGI's answers carry no usage, and a request's record logs only a prompt something
+    counted (the upstream, a tokenizer): an estimate here would read the whole prompt, on
+    every request, for nothing. Its usage says the prompt is uncounted (estimated, as 0)."""
+    return 0
+
+
 def _model_name(request: Request) -> str | None:
     name = request.path_params.get("name")
     return None if name is None else str(name)
@@ -120,12 +127,12 @@ class TGIDialect(DialectBase):
                     details=prepared.wants_details,
                     prefix=prefix,
                     counted=prepared.input_tokens,
-                    estimate=lambda: prepared.prompt_tokens,
+                    estimate=no_estimate,
                 ),
             )
         result = await ctx.service.generate(prepared, state.deadline)
         usage = TokenUsage.of_details(
-            result.details, counted=prepared.input_tokens, estimate=lambda: prepared.prompt_tokens
+            result.details, counted=prepared.input_tokens, estimate=no_estimate
         )
         accounting = Accounting(
             result.upstream_seconds, usage=usage, texts=(result.generated_text,)
