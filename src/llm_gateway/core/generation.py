@@ -17,7 +17,7 @@ import threading
 import time
 from collections.abc import Callable, Mapping
 from concurrent.futures import Executor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 from llm_gateway.core.admission import CURRENT_CALLER, Admission, Caller, InFlight, Usage
@@ -59,13 +59,18 @@ class PreparedRequest:
     requested: GenerateParameters | None = None  # before defaults (a fallback applies its own)
     # The prompt for another model (a fallback with its own template); None: the same prompt.
     reprompt: Callable[[ModelTarget], str] | None = None
+    _estimate: int | None = field(default=None, init=False, repr=False, compare=False)
 
     @property
     def prompt_tokens(self) -> int:
-        """The prompt's tokens: counted when a tokenizer is configured, else estimated."""
+        """The prompt's tokens: counted when a tokenizer is configured, else estimated (once:
+        a budget asks when it reserves and again when it settles, and the estimate reads the
+        whole prompt)."""
         if self.input_tokens is not None:
             return self.input_tokens
-        return estimate_tokens(self.inputs)
+        if self._estimate is None:
+            self._estimate = estimate_tokens(self.inputs)
+        return self._estimate
 
     @property
     def budget_tokens(self) -> int:
