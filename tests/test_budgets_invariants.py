@@ -21,6 +21,11 @@ import pytest
 
 from llm_gateway.budgets.windows import day_window
 from llm_gateway.config import Settings
+from llm_gateway.core.admission import Usage
+from llm_gateway.core.events import BestOfSequence, Details
+from llm_gateway.core.generation import PreparedRequest, buffered_usage
+from llm_gateway.core.parameters import GenerateParameters
+from llm_gateway.core.ports import Generated
 from llm_gateway.core.tokenizer import estimate_tokens
 from tests.budgeting import ACME, BETA, KEYS, PROMPT, DelayProxy
 
@@ -259,3 +264,28 @@ def test_an_abandoned_stream_keeps_its_reservation(budgeted):
     totals = gw.settled("key#acme", 1)
     assert totals.get("failed", 0) == 0
     assert gw.used("key#acme", "tpm") == 101  # 1 prompt token + 100 reserved, none refunded
+
+
+def test_what_a_buffered_generation_used_is_read_from_its_answer():
+    """``buffered_usage``: nothing when the model never answered (refunded); the answer's own
+    counts (every best_of sequence too, the prompt estimated when the upstream did not count
+    it); unknown (the reservation stays charged) for an answer without counts or a call
+    that ran out of time after the model may have generated it all."""
+    request = PreparedRequest(
+        model=None,  # type: ignore[arg-type]  # usage reads only the prompt
+        inputs=PROMPT,
+        parameters=GenerateParameters(),
+        stream=False,
+        body=b"",
+    )
+    counted = Details(generated_tokens=5, input_length=9)
+    uncounted_prompt = Details(
+        generated_tokens=5, best_of_sequences=(BestOfSequence(None, generated_tokens=4),)
+    )
+    assert buffered_usage(request, None, answered=False) == Usage(0, 0, False)
+    assert buffered_usage(request, None, answered=True) == Usage(None, None, True)
+    assert buffered_usage(request, Generated("x", None), True) == Usage(None, None, True)
+    assert buffered_usage(request, Generated("x", counted), True) == Usage(9, 5, True)
+    assert buffered_usage(request, Generated("x", uncounted_prompt), True) == Usage(
+        estimate_tokens(PROMPT), 9, True
+    )
