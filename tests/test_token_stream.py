@@ -19,6 +19,7 @@ import orjson
 import pytest
 
 from llm_gateway.backends.tgi.stream import TGIStreamDecoder
+from llm_gateway.core import streaming
 from llm_gateway.core.events import TokenEvent
 from llm_gateway.core.streaming import Tally, TokenStream
 from llm_gateway.emulator import Emulator
@@ -153,3 +154,49 @@ def test_a_finished_stream_gives_its_connection_back_to_the_pool(
         assert client.post("/models/tgi3/generate", json=body).status_code == 200
     # a second connection, when a call starts before the worker has read the body's end
     assert len(stats.connections - before) <= 2, len(stats.connections - before)
+
+
+class EndlessBody(Body):
+    """An upstream that sends its last event and then never ends its body: only ``close``
+    (aborting the connection) ends the read. One iterator, as a real body is: reading on
+    after a ``break`` continues where it stopped."""
+
+    def __init__(self, chunks: list[bytes]) -> None:
+        super().__init__(chunks)
+        self._reader = self._read()
+
+    def _read(self) -> Iterator[bytes]:
+        yield from self.chunks
+        self.closed.wait(30)
+
+    def __iter__(self) -> Iterator[bytes]:
+        return self._reader
+
+
+def test_a_body_that_never_ends_after_the_answer_is_cut_off(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Once the answer is complete, closing the stream leaves the connection to the worker,
+    which reads the body's end; an upstream that never ends it is cut off DRAIN_SECONDS after
+    the close, so the worker (its in-flight slot, its budget settlement) is not held."""
+    monkeypatch.setattr(streaming, "DRAIN_SECONDS", 0.2)
+    body = EndlessBody(tgi_stream(5))
+    ended = threading.Event()
+
+    async def run() -> float:
+        with ThreadPoolExecutor(1) as pool:
+            stream = TokenStream(
+                lambda _s: (body, TGIStreamDecoder()), pool, on_end=lambda _t: ended.set()
+            ).start()
+            events = await read_all(stream, 0.0)
+            assert events[-1].is_last
+            closed_at = time.perf_counter()
+            stream.close()  # as the relay does once the last event is out
+            assert not body.closed.is_set()  # not aborted at once: the worker drains
+            while not ended.is_set():
+                await asyncio.sleep(0.01)
+            return time.perf_counter() - closed_at
+
+    waited = asyncio.run(run())
+    assert body.closed.is_set()  # cut off
+    assert 0.15 <= waited < 5, waited

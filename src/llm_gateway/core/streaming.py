@@ -50,6 +50,7 @@ class _End:
 END = _End()
 TIMEOUT = None  # returned by TokenStream.next() when nothing arrived within the timeout
 DRAIN_CHUNKS = 4  # read after an answer's last event, waiting for the end of its body
+DRAIN_SECONDS = 1.0  # after the consumer closed: an upstream that does not end its body is cut off
 
 Item = StreamEvent | GatewayError | _End
 # What opening an upstream stream gives: its bytes and the decoder for its protocol.
@@ -138,8 +139,9 @@ class TokenStream:
         self._body: UpstreamBody | None = None
         self._closed = False
         # The upstream's last event has been read: only the end of its body is left, which the
-        # worker reads so the connection goes back to the pool (closing must not abort it).
+        # worker reads so the connection goes back to the pool (closing must not abort it)...
         self._answered = False
+        self._drained = False  # ... and has read (or the body is closed)
         self.started_at = time.perf_counter()
         self.first_token_at: float | None = None
         self.finished_at: float | None = None
@@ -250,6 +252,7 @@ class TokenStream:
                     pass
             except Exception:
                 pass
+        self._drained = True
         body.close()
 
     # -- event loop side -----------------------------------------------------------------------
@@ -349,8 +352,37 @@ class TokenStream:
         self._closed = True
         self.closed_event.set()
         body = self._body
-        if body is not None and not self._answered:
-            try:
-                body.close()
-            except Exception:
-                pass
+        if body is None:
+            return
+        if not self._answered:
+            _abort(body)
+            return
+        # The worker reads the body's end; an upstream that never ends it is cut off later.
+        loop = self._loop
+        if self._drained or loop is None or loop.is_closed():
+            return
+        try:
+            if _running_loop() is loop:
+                loop.call_later(DRAIN_SECONDS, self._cut_off, body)
+            else:
+                loop.call_soon_threadsafe(loop.call_later, DRAIN_SECONDS, self._cut_off, body)
+        except RuntimeError:  # the loop shut down under us
+            _abort(body)
+
+    def _cut_off(self, body: UpstreamBody) -> None:
+        if not self._drained:
+            _abort(body)
+
+
+def _abort(body: UpstreamBody) -> None:
+    try:
+        body.close()
+    except Exception:
+        pass
+
+
+def _running_loop() -> asyncio.AbstractEventLoop | None:
+    try:
+        return asyncio.get_running_loop()
+    except RuntimeError:
+        return None
