@@ -54,19 +54,27 @@ def _top_tokens(rows: Any) -> tuple[tuple[Token, ...], ...]:
     return tuple(tokens(row) for row in rows) if isinstance(rows, list) else ()
 
 
-def _sequence(obj: dict[str, Any], token_lists: bool) -> BestOfSequence:
-    text, finish = as_str(obj.get("generated_text")), as_str(obj.get("finish_reason"))
-    generated, seed = as_int(obj.get("generated_tokens")), as_int(obj.get("seed"))
+TokenLists = tuple[tuple[PrefillToken, ...], tuple[Token, ...], tuple[tuple[Token, ...], ...]]
+
+
+def _lists(obj: dict[str, Any], token_lists: bool) -> TokenLists:
+    """``(prefill, tokens, top_tokens)`` of a details object, or three empty ones."""
     if not token_lists:
-        return BestOfSequence(text, finish, generated, seed)
-    return BestOfSequence(
-        text,
-        finish,
-        generated,
-        seed,
+        return (), (), ()
+    return (
         _prefill(obj.get("prefill")),
         tokens(obj.get("tokens")),
         _top_tokens(obj.get("top_tokens")),
+    )
+
+
+def _sequence(obj: dict[str, Any], token_lists: bool) -> BestOfSequence:
+    return BestOfSequence(
+        as_str(obj.get("generated_text")),
+        as_str(obj.get("finish_reason")),
+        as_int(obj.get("generated_tokens")),
+        as_int(obj.get("seed")),
+        *_lists(obj, token_lists),
     )
 
 
@@ -80,22 +88,13 @@ def details(obj: Any, *, token_lists: bool = True) -> Details | None:
     if not isinstance(obj, dict):
         return None
     best_of = obj.get("best_of_sequences")
-    sequences = (
+    return Details(
+        as_str(obj.get("finish_reason")),
+        as_int(obj.get("generated_tokens")),
+        as_int(obj.get("seed")),
+        as_int(obj.get("input_length")),
+        *_lists(obj, token_lists),
         tuple(_sequence(s, token_lists) for s in best_of if isinstance(s, dict))
         if isinstance(best_of, list)
-        else None
-    )
-    finish, generated = as_str(obj.get("finish_reason")), as_int(obj.get("generated_tokens"))
-    seed, input_length = as_int(obj.get("seed")), as_int(obj.get("input_length"))
-    if not token_lists:
-        return Details(finish, generated, seed, input_length, best_of_sequences=sequences)
-    return Details(
-        finish,
-        generated,
-        seed,
-        input_length,
-        _prefill(obj.get("prefill")),
-        tokens(obj.get("tokens")),
-        _top_tokens(obj.get("top_tokens")),
-        sequences,
+        else None,
     )
