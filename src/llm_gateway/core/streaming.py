@@ -230,7 +230,7 @@ class TokenStream:
             if not self._hold_last:
                 self._post([END])
             if body is not None:
-                self._drain_and_close(body, decoder is not None and decoder.finished)
+                self._drain_and_close(body)
             if self._on_end is not None:
                 try:
                     self._on_end(tally)
@@ -241,12 +241,12 @@ class TokenStream:
             with TokenStream._active_lock:
                 TokenStream.active -= 1
 
-    def _drain_and_close(self, body: UpstreamBody, finished: bool) -> None:
+    def _drain_and_close(self, body: UpstreamBody) -> None:
         # After its last event an upstream ends the body at once: reading that end returns the
         # connection to the pool, so the next call needs no new connection (on AWS, a TLS
         # handshake). A few chunks at most: a body that goes on is cut off. Anything else
         # (an error, a client gone before the answer) aborts the connection.
-        if finished:
+        if self._answered:
             try:
                 for _ in itertools.islice(body, DRAIN_CHUNKS):
                     pass
